@@ -1,0 +1,1 @@
+"""torch-katas: learn PyTorch by making failing tests pass. Run `python -m katas --help`."""

@@ -1,0 +1,1 @@
+"""The machinery behind the katas: pytest plugin, manifest, command line, test helpers."""

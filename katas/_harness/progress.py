@@ -1,0 +1,118 @@
+"""Turn test outcomes into per-exercise progress and render the progress section."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import messages as msg
+from .manifest import Exercise, Kata, Manifest
+
+
+@dataclass
+class Tally:
+    passed: int = 0
+    failed: int = 0
+    todo: int = 0
+    skipped: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.todo + self.skipped
+
+    @property
+    def status(self) -> str:
+        if self.total == 0:
+            return "not run"
+        if self.failed:
+            return "failing"
+        if self.todo:
+            return "todo"
+        if self.passed:
+            return "done"
+        return "skipped"
+
+    def describe(self) -> str:
+        status = self.status
+        if status == "failing":
+            return f"failing ({self.failed} of {self.total} tests)"
+        if status == "done" and self.skipped:
+            return f"done ({self.skipped} skipped)"
+        return status
+
+
+_SEVERITY = {"passed": 0, "skipped": 1, "todo": 2, "failed": 3}
+
+
+@dataclass
+class Progress:
+    """Outcomes of kata tests, fed one test phase at a time; the worst phase wins."""
+
+    outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def record(self, nodeid: str, qualname: str, outcome: str) -> None:
+        """outcome is one of passed, failed, todo, skipped."""
+        previous = self.outcomes.get(nodeid)
+        if previous is None or _SEVERITY[outcome] > _SEVERITY[previous[1]]:
+            self.outcomes[nodeid] = (qualname, outcome)
+
+    @property
+    def tallies(self) -> dict[str, Tally]:
+        tallies: dict[str, Tally] = defaultdict(Tally)
+        for qualname, outcome in self.outcomes.values():
+            tally = tallies[qualname]
+            setattr(tally, outcome, getattr(tally, outcome) + 1)
+        return tallies
+
+    @property
+    def katas_seen(self) -> set[str]:
+        return {qualname.split("/")[0] for qualname, _ in self.outcomes.values()}
+
+    def status(self, exercise: Exercise) -> str:
+        return self.tallies.get(exercise.qualname, Tally()).status
+
+    def next_exercise(self, manifest: Manifest) -> Exercise | None:
+        seen = self.katas_seen
+        for kata in manifest.katas:
+            if kata.name not in seen:
+                continue
+            for exercise in kata.exercises:
+                if self.status(exercise) in ("failing", "todo"):
+                    return exercise
+        return None
+
+    def render(self, manifest: Manifest, source_root: Path, against_solutions: bool) -> list[str]:
+        lines: list[str] = []
+        if against_solutions:
+            lines.append(msg.PROGRESS_AGAINST_SOLUTIONS)
+        partial = False
+        seen, tallies = self.katas_seen, self.tallies
+        for kata in manifest.katas:
+            if kata.name not in seen:
+                continue
+            lines.extend(self._render_kata(kata, tallies))
+            partial |= any(self.status(ex) == "not run" for ex in kata.exercises)
+        upcoming = self.next_exercise(manifest)
+        if upcoming is not None:
+            kata = manifest.kata(upcoming.kata)
+            path = kata.stub_path(source_root).relative_to(manifest.root)
+            lines.append(msg.PROGRESS_NEXT.format(exercise=upcoming.qualname, path=path))
+        elif partial:
+            lines.append(msg.PROGRESS_PARTIAL)
+        else:
+            lines.append(msg.PROGRESS_ALL_DONE)
+        return lines
+
+    def _render_kata(self, kata: Kata, tallies: dict[str, Tally]) -> list[str]:
+        done = sum(tallies.get(ex.qualname, Tally()).status == "done" for ex in kata.exercises)
+        lines = [msg.PROGRESS_KATA_LINE.format(kata=kata.name, done=done, total=len(kata.exercises))]
+        width = max(len(ex.name) for ex in kata.exercises)
+        for ex in kata.exercises:
+            tally = tallies.get(ex.qualname, Tally())
+            lines.append(
+                msg.PROGRESS_EXERCISE_LINE.format(
+                    mark=msg.STATUS_MARKS[tally.status], name=ex.name, width=width, status=tally.describe()
+                )
+            )
+        return lines

@@ -1,0 +1,158 @@
+"""Assertions for kata tests whose failure messages teach.
+
+Every message follows one shape: what was called, what came back, what was
+expected, and, when the wrong answer matches a known mistake, its likely cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+import torch
+
+Mistakes = Iterable[tuple[str, Any]]
+
+
+def fail(message: str) -> None:
+    """Fail the test with `message` alone: the message is the lesson, not the traceback."""
+    pytest.fail(message, pytrace=False)
+
+
+def show(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        text = repr(value.detach()) if value.numel() <= 12 else f"tensor of shape {tuple(value.shape)}"
+        extra = []
+        if value.requires_grad:
+            extra.append("requires_grad=True")
+        if value.grad_fn is not None:
+            extra.append(f"grad_fn={type(value.grad_fn).__name__}")
+        return f"{text} ({', '.join(extra)})" if extra else text
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(show(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    return repr(value)
+
+
+def is_close(actual: Any, expected: Any, rtol: float | None = None, atol: float | None = None) -> bool:
+    try:
+        torch.testing.assert_close(
+            torch.as_tensor(actual, dtype=torch.float64),
+            torch.as_tensor(expected, dtype=torch.float64),
+            rtol=rtol,
+            atol=atol,
+            equal_nan=True,
+        )
+    except (AssertionError, TypeError, ValueError, RuntimeError):
+        return False
+    return True
+
+
+def expect_close(
+    actual: Any,
+    expected: Any,
+    *,
+    call: str,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    mistakes: Mistakes = (),
+    note: str = "",
+) -> None:
+    """Fail unless `actual` matches `expected` within tolerance.
+
+    `mistakes` lists (likely cause, the value that mistake would produce): when
+    the wrong answer matches one, the message names the mistake. Tolerances are
+    float32 round-off: learners compute in the default dtype.
+    """
+    if actual is None:
+        fail(f"Called {call}.\nIt returned None. Did you forget the `return` statement?")
+    if is_close(actual, expected, rtol, atol):
+        return
+    actual_shape = tuple(torch.as_tensor(_detached(actual)).shape) if _is_numeric(actual) else None
+    expected_shape = tuple(torch.as_tensor(_detached(expected)).shape)
+    lines = [f"Called {call}.", f"It returned {show(actual)}, but the tests expected {show(expected)}."]
+    if actual_shape is not None and actual_shape != expected_shape:
+        lines.append(f"Shape: yours is {actual_shape}, expected {expected_shape}.")
+    for cause, wrong in mistakes:
+        if is_close(actual, wrong, rtol, atol):
+            lines.append(f"Likely cause: {cause}")
+            break
+    if note:
+        lines.append(note)
+    fail("\n".join(lines))
+
+
+def expect_float(value: Any, *, call: str) -> float:
+    """Fail unless `value` is a plain Python number; return it as a float."""
+    if isinstance(value, torch.Tensor):
+        fail(
+            f"Called {call}.\nIt returned a tensor, {show(value)}, but a Python float is asked for.\n"
+            "Likely cause: a tensor keeps its whole graph alive; convert a one-element tensor "
+            "with .item()."
+        )
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail(f"Called {call}.\nIt returned {value!r} ({type(value).__name__}); a Python float is asked for.")
+    return float(value)
+
+
+def expect_floats(values: Any, length: int, *, call: str) -> list[float]:
+    """Fail unless `values` is a list or tuple of `length` plain numbers."""
+    if not isinstance(values, (list, tuple)):
+        fail(f"Called {call}.\nIt returned {show(values)}; a list of {length} floats is asked for.")
+    if len(values) != length:
+        fail(f"Called {call}.\nIt returned {len(values)} values, {show(list(values))}; expected {length}.")
+    return [expect_float(v, call=call) for v in values]
+
+
+class Spy:
+    """Wraps a function to record how the code under test calls it."""
+
+    def __init__(self, fn: Callable, name: str = "f"):
+        self.fn = fn
+        self.name = name
+        self.calls: list[tuple] = []
+
+    def __call__(self, *args):
+        self.calls.append(args)
+        return self.fn(*args)
+
+    def __repr__(self) -> str:
+        return repr(self.fn)
+
+    @property
+    def count(self) -> int:
+        return len(self.calls)
+
+    def expect_calls(self, count: int, *, call: str, why: str) -> None:
+        if self.count != count:
+            fail(
+                f"Called {call}.\nIt called {self.name} {self.count} time(s); expected exactly {count}.\n{why}"
+            )
+
+    def expect_tracked_inputs(self, *, call: str) -> None:
+        """Every tensor argument of every call must require grad (autograd records the graph)."""
+        for args in self.calls:
+            for arg in args:
+                if not isinstance(arg, torch.Tensor):
+                    fail(
+                        f"Called {call}.\nIt passed {self.name} a {type(arg).__name__}, {arg!r}; "
+                        "pass a tensor created with requires_grad=True so autograd can record the graph."
+                    )
+                if not arg.requires_grad:
+                    fail(
+                        f"Called {call}.\nIt passed {self.name} {show(arg)}, which does not require grad.\n"
+                        "Likely cause: create the input with torch.tensor(x, requires_grad=True)."
+                    )
+
+
+def _is_numeric(value: Any) -> bool:
+    return isinstance(value, (int, float, torch.Tensor)) or (
+        isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value)
+    )
+
+
+def _detached(value: Any) -> Any:
+    return value.detach() if isinstance(value, torch.Tensor) else value
