@@ -94,7 +94,7 @@ def test_partial_derivatives_of_a_product():
         call=call,
         mistakes=[
             ("the second backward() added to the first's gradients: zero .grad between passes, "
-             "or do a single backward() for all inputs", [2.0, 9.0]),
+             "or do a single backward() for all inputs", [2.0, 14.0]),
             ("only the first input's derivative was computed", [2.0, 2.0]),
         ],
     )
@@ -367,7 +367,9 @@ def test_intermediate_grad_of_sin_of_square():
     h = 1.5**2
     dl_dh = torch.cos(torch.tensor(h, dtype=torch.float64)).item()
     expect_close(got, [dl_dh, dl_dh * 3.0], call=call,
-                 mistakes=[("the pair is swapped: return (dL/dh, dL/dx)", [dl_dh * 3.0, dl_dh])])
+                 mistakes=[("the pair is swapped: return (dL/dh, dL/dx)", [dl_dh * 3.0, dl_dh]),
+                           ("dL/dx is 0: the graph was cut at h; keep h = inner(x) attached and call "
+                            "h.retain_grad() instead of detaching it", [dl_dh, 0.0])])
 
 
 @exercise("intermediate_grad")

@@ -8,7 +8,8 @@ KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
         "does not require grad and does not have a grad_fn",
         "backward() or autograd.grad() reached a tensor that autograd never tracked. "
         "Create the input with requires_grad=True (or call .requires_grad_()), and make sure "
-        "the computation is not inside torch.no_grad() or cut by .detach().",
+        "the computation is not inside torch.no_grad() or cut by .detach(). To differentiate a "
+        "gradient again, the first torch.autograd.grad() call needs create_graph=True.",
     ),
     (
         "Trying to backward through the graph a second time",
@@ -34,6 +35,12 @@ KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
         "One of the differentiated Tensors appears to not have been used in the graph",
         "torch.autograd.grad() was asked for the gradient of an input the output does not "
         "depend on; pass allow_unused=True or differentiate with respect to the right tensor.",
+    ),
+    (
+        "'NoneType' object has no attribute",
+        "if that None was a .grad: only leaf tensors keep .grad after backward(). Call "
+        ".retain_grad() on an intermediate tensor before backward(), and check that the tensor "
+        "took part in the computation at all.",
     ),
     (
         "Can't call numpy() on Tensor that requires grad",

@@ -134,8 +134,7 @@ def _check_unique(names: list[str], what: str) -> None:
         seen.add(name)
 
 
-@lru_cache(maxsize=None)
-def load(root: Path = PROJECT_ROOT) -> Manifest:
+def read(root: Path = PROJECT_ROOT) -> Manifest:
     path = root / "katas" / MANIFEST_NAME
     try:
         text = path.read_text(encoding="utf-8")
@@ -144,3 +143,6 @@ def load(root: Path = PROJECT_ROOT) -> Manifest:
             f"no manifest at {path}; run from a torch-katas checkout or pass --katas-root"
         ) from None
     return parse(text, root)
+
+
+load = lru_cache(maxsize=None)(read)

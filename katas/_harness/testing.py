@@ -90,8 +90,8 @@ def expect_float(value: Any, *, call: str) -> float:
     if isinstance(value, torch.Tensor):
         fail(
             f"Called {call}.\nIt returned a tensor, {show(value)}, but a Python float is asked for.\n"
-            "Likely cause: a tensor keeps its whole graph alive; convert a one-element tensor "
-            "with .item()."
+            "Likely cause: you returned the tensor itself; turn a one-element tensor into a Python "
+            "number with .item() (a tensor may also keep its whole graph alive)."
         )
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         fail(f"Called {call}.\nIt returned {value!r} ({type(value).__name__}); a Python float is asked for.")
