@@ -24,8 +24,8 @@ def _cmd_hint(args: argparse.Namespace) -> int:
     except UnknownExercise as err:
         if err.suggestions:
             return _error(f"'{args.exercise}' matches no single exercise; did you mean: {', '.join(err.suggestions)}?")
-        return _error(f"no exercise named '{args.exercise}'; `python -m katas check` lists none missing, "
-                      "see katas/manifest.toml for the names")
+        return _error(f"no exercise named '{args.exercise}'; exercises are named KATA/FUNCTION, "
+                      "e.g. 01_autograd/grad_at (all are listed in katas/manifest.toml)")
     total = len(exercise.hints)
     for number, text in hints.next_hints(args.root, exercise, show_all=args.all):
         print(f"{exercise.qualname} hint {number}/{total}: {text}")

@@ -28,6 +28,7 @@ settings.register_profile(
 )
 
 STATE = pytest.StashKey["KataSession"]()
+MISSING_GPU = pytest.StashKey[str]()
 EXERCISE_PROPERTY = "katas_exercise"
 TODO_PROPERTY = "katas_todo"
 REQUIRE_GPU_ENV = "KATAS_REQUIRE_GPU"
@@ -242,15 +243,16 @@ def _mark_gpu_skips(items: list[pytest.Item]) -> None:
         else:
             continue
         if require:
-            item.add_marker(pytest.mark.katas_missing_gpu(reason))
+            item.stash[MISSING_GPU] = reason
         else:
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    marker = item.get_closest_marker("katas_missing_gpu")
-    if marker is not None:
-        pytest.fail(msg.REQUIRED_GPU_MISSING.format(reason=marker.args[0]), pytrace=False)
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    reason = item.stash.get(MISSING_GPU, None)
+    if reason is not None:
+        pytest.fail(msg.REQUIRED_GPU_MISSING.format(reason=reason), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
