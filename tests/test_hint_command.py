@@ -57,8 +57,9 @@ def test_an_unknown_name_lists_close_matches_and_exits_2(capsys, tmp_path):
 
 
 def test_the_real_command_prints_no_traceback_for_a_bad_name():
-    result = subprocess.run([sys.executable, "-m", "katas", "hint", "nothing_like_it"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "katas", "hint", "nothing_like_it"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ")

@@ -41,7 +41,9 @@ def stub_run():
 @pytest.mark.parametrize("exercise", EXERCISES, ids=lambda ex: ex.qualname)
 def test_solution_passes_every_test(exercise, solution_run):
     results = solution_run[exercise.qualname]
-    assert len(results) >= MIN_TESTS, f"{exercise.qualname} has {len(results)} test(s); write at least {MIN_TESTS}"
+    assert len(results) >= MIN_TESTS, (
+        f"{exercise.qualname} has {len(results)} test(s); write at least {MIN_TESTS}"
+    )
     bad = [f"{r.nodeid}: {r.outcome}\n{r.message}" for r in results if r.outcome not in ("passed", "skipped")]
     assert not bad, "the reference solution fails:\n" + "\n".join(bad)
 
@@ -52,7 +54,9 @@ def test_untouched_stub_fails_every_test_with_one_todo_line(exercise, stub_run):
     results = stub_run[exercise.qualname]
     assert results, f"no test of {exercise.qualname} ran against the stubs"
     for r in results:
-        assert r.outcome == "todo", f"{r.nodeid} {r.outcome} on the untouched stub (a vacuous test?)\n{r.message}"
+        assert r.outcome == "todo", (
+            f"{r.nodeid} {r.outcome} on the untouched stub (a vacuous test?)\n{r.message}"
+        )
         assert "\n" not in r.message.strip(), f"{r.nodeid}: the TODO is not one line:\n{r.message}"
         assert f"katas/{kata.name}/{kata.module}.py" in r.message
         assert "python -m katas hint" in r.message

@@ -24,14 +24,14 @@ points = 2
 hints = ["Multiply by two."]
 """
 
-STUB = '''
+STUB = """
 def add(a: int, b: int) -> int:
     raise NotImplementedError("add")
 
 
 def double(x: int) -> int:
     raise NotImplementedError("double")
-'''
+"""
 
 SOLUTION = """
 def add(a, b):
@@ -111,7 +111,7 @@ def test_untouched_stub_fails_with_one_todo_line_and_no_traceback(project):
     result.stdout.fnmatch_lines(
         [
             "TODO: implement add() in katas/01_demo/demo_ops.py  (stuck? python -m katas hint 01_demo/add)",
-            "TODO: implement double() in katas/01_demo/demo_ops.py  (stuck? python -m katas hint 01_demo/double)",
+            "TODO: implement double() in katas/01_demo/demo_ops.py  (stuck? python -m katas hint 01_demo/double)",  # noqa: E501
         ]
     )
     assert "raise NotImplementedError" not in result.stdout.str()
@@ -135,8 +135,13 @@ def test_solutions_option_runs_the_same_tests_against_solutions(project):
     result = project.runpytest("katas/01_demo", "--solutions")
     result.assert_outcomes(passed=3, skipped=2)
     result.stdout.fnmatch_lines(
-        ["(tests run against solutions/)", "01_demo  2/2 exercises done", "  ✓ add     done",
-         "  ✓ double  done (2 skipped)", "All exercises in this run are done.*"]
+        [
+            "(tests run against solutions/)",
+            "01_demo  2/2 exercises done",
+            "  ✓ add     done",
+            "  ✓ double  done (2 skipped)",
+            "All exercises in this run are done.*",
+        ]
     )
 
 
@@ -145,8 +150,12 @@ def test_a_wrong_answer_is_failing_and_next_points_at_it(project):
     result = project.runpytest("katas/01_demo")
     result.assert_outcomes(passed=2, failed=1, skipped=2)
     result.stdout.fnmatch_lines(
-        ["01_demo  1/2 exercises done", "  ✓ add     done", "  ✗ double  failing (1 of 3 tests)",
-         "Next: 01_demo/double in katas/01_demo/demo_ops.py*"]
+        [
+            "01_demo  1/2 exercises done",
+            "  ✓ add     done",
+            "  ✗ double  failing (1 of 3 tests)",
+            "Next: 01_demo/double in katas/01_demo/demo_ops.py*",
+        ]
     )
 
 
@@ -184,7 +193,9 @@ def test_gpu_tests_run_when_cuda_is_there(project, monkeypatch):
 def test_exercise_option_selects_one_exercise(project):
     result = project.runpytest("katas/01_demo", "--solutions", "--exercise", "double")
     result.assert_outcomes(passed=1, skipped=2, deselected=2)
-    result.stdout.fnmatch_lines(["  ? add     not run", "  ✓ double  done (2 skipped)", "Some exercises were not run*"])
+    result.stdout.fnmatch_lines(
+        ["  ? add     not run", "  ✓ double  done (2 skipped)", "Some exercises were not run*"]
+    )
 
 
 def test_unknown_exercise_option_names_close_matches(project):
@@ -197,14 +208,18 @@ def test_a_kata_test_without_an_exercise_marker_is_a_clear_error(project):
     write(project, "katas/01_demo/test_demo_ops.py", TESTS + "\n\ndef test_orphan():\n    assert True\n")
     result = project.runpytest("katas/01_demo")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*test_orphan: kata tests need @pytest.mark.exercise(NAME)*one of: add, double*"])
+    result.stderr.fnmatch_lines(
+        ["*test_orphan: kata tests need @pytest.mark.exercise(NAME)*one of: add, double*"]
+    )
 
 
 def test_a_known_pytorch_error_gets_its_likely_cause(project):
     write(
         project,
         "katas/01_demo/demo_ops.py",
-        SOLUTION.replace("return 2 * x", 'raise RuntimeError("Trying to backward through the graph a second time")'),
+        SOLUTION.replace(
+            "return 2 * x", 'raise RuntimeError("Trying to backward through the graph a second time")'
+        ),
     )
     result = project.runpytest("katas/01_demo")
     result.stdout.fnmatch_lines(["*- likely cause -*", "*retain_graph=True*"])
@@ -212,14 +227,20 @@ def test_a_known_pytorch_error_gets_its_likely_cause(project):
 
 def test_two_katas_with_the_same_test_basename_do_not_mix(project):
     # The classic pitfall: same basenames under rootdir-relative imports shadow each other.
-    write(project, "katas/manifest.toml", MANIFEST + MANIFEST.replace("01_demo", "02_other").replace(
-        "demo_ops", "other_ops"))
+    write(
+        project,
+        "katas/manifest.toml",
+        MANIFEST + MANIFEST.replace("01_demo", "02_other").replace("demo_ops", "other_ops"),
+    )
     write(project, "katas/01_demo/helpers.py", "WHO = 'demo'\n")
     write(project, "katas/02_other/helpers.py", "WHO = 'other'\n")
     for kata, module in (("01_demo", "demo_ops"), ("02_other", "other_ops")):
         write(project, f"solutions/{kata}/{module}.py", SOLUTION + f"\nWHO = {kata!r}\n")
         write(project, f"katas/{kata}/{module}.py", STUB)
-        write(project, f"katas/{kata}/test_same_name.py", f"""
+        write(
+            project,
+            f"katas/{kata}/test_same_name.py",
+            f"""
             import pytest
             import {module}
 
@@ -230,7 +251,8 @@ def test_two_katas_with_the_same_test_basename_do_not_mix(project):
             @pytest.mark.exercise("double")
             def test_double():
                 assert {module}.double(1) == 2
-            """)
+            """,
+        )
     (project.path / "katas/01_demo/test_demo_ops.py").unlink()
     result = project.runpytest("katas", "--solutions")
     result.assert_outcomes(passed=4)

@@ -62,19 +62,31 @@ def test_a_stub_that_is_already_solved_is_reported(copy):
 
 
 def test_a_signature_that_differs_from_the_solution_is_reported(copy):
-    edit(copy / f"solutions/{KATA}/{MODULE}.py", "def grad_at(f: Callable[[Tensor], Tensor], x: float)",
-         "def grad_at(f: Callable[[Tensor], Tensor], x: float, h: float = 1e-3)")
+    edit(
+        copy / f"solutions/{KATA}/{MODULE}.py",
+        "def grad_at(f: Callable[[Tensor], Tensor], x: float)",
+        "def grad_at(f: Callable[[Tensor], Tensor], x: float, h: float = 1e-3)",
+    )
     assert "grad_at: signature differs from the solution's" in only_problem(copy)
 
 
 def test_a_stub_without_docs_link_example_or_hints_is_reported(copy):
     edit(copy / f"katas/{KATA}/{MODULE}.py", "    >>> grad_at(lambda x: x**2 + 3*x + 2, 1.0)\n    5.0\n", "")
-    edit(copy / f"katas/{KATA}/{MODULE}.py",
-         "    Docs: https://docs.pytorch.org/docs/stable/generated/torch.Tensor.backward.html\n", "")
-    edit(copy / f"katas/{KATA}/{MODULE}.py", "def grad_at(f: Callable[[Tensor], Tensor], x: float) -> float:",
-         "def grad_at(f, x: float) -> float:")
-    edit(copy / f"solutions/{KATA}/{MODULE}.py", "def grad_at(f: Callable[[Tensor], Tensor], x: float) -> float:",
-         "def grad_at(f, x: float) -> float:")
+    edit(
+        copy / f"katas/{KATA}/{MODULE}.py",
+        "    Docs: https://docs.pytorch.org/docs/stable/generated/torch.Tensor.backward.html\n",
+        "",
+    )
+    edit(
+        copy / f"katas/{KATA}/{MODULE}.py",
+        "def grad_at(f: Callable[[Tensor], Tensor], x: float) -> float:",
+        "def grad_at(f, x: float) -> float:",
+    )
+    edit(
+        copy / f"solutions/{KATA}/{MODULE}.py",
+        "def grad_at(f: Callable[[Tensor], Tensor], x: float) -> float:",
+        "def grad_at(f, x: float) -> float:",
+    )
     found = only_problem(copy)
     assert "docstring needs a small example" in found
     assert "docstring needs a link to the PyTorch docs" in found
@@ -100,12 +112,21 @@ def test_a_kata_folder_missing_from_the_manifest_is_reported(copy):
     ("text", "message"),
     [
         ("", "lists no kata"),
-        ("[[kata]]\nname = 'a'\ntitle = 't'\nmodule = 'm'\nexercise = []\n"
-         "[[kata]]\nname = 'b'\ntitle = 't'\nmodule = 'm'\nexercise = []\n", "duplicate module name"),
-        ("[[kata]]\nname = 'a'\ntitle = 't'\nmodule = 'm'\n[[kata.exercise]]\nname = 'f'\npoints = 1\n"
-         "hints = []\n", "give at least one non-empty hint"),
-        ("[[kata]]\nname = 'a'\ntitle = 't'\nmodule = 'm'\n[[kata.exercise]]\nname = 'f'\npoints = 0\n"
-         "hints = ['h']\n", "points must be positive"),
+        (
+            "[[kata]]\nname = 'a'\ntitle = 't'\nmodule = 'm'\nexercise = []\n"
+            "[[kata]]\nname = 'b'\ntitle = 't'\nmodule = 'm'\nexercise = []\n",
+            "duplicate module name",
+        ),
+        (
+            "[[kata]]\nname = 'a'\ntitle = 't'\nmodule = 'm'\n[[kata.exercise]]\nname = 'f'\npoints = 1\n"
+            "hints = []\n",
+            "give at least one non-empty hint",
+        ),
+        (
+            "[[kata]]\nname = 'a'\ntitle = 't'\nmodule = 'm'\n[[kata.exercise]]\nname = 'f'\npoints = 0\n"
+            "hints = ['h']\n",
+            "points must be positive",
+        ),
         ("[[kata]\n", "not valid TOML"),
     ],
 )
@@ -115,14 +136,20 @@ def test_manifest_errors_say_what_to_fix(text, message):
 
 
 def test_check_command_exits_zero_on_this_project():
-    result = subprocess.run([sys.executable, "-m", "katas", "check"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "katas", "check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("OK: ")
 
 
 def test_check_command_lists_problems_and_exits_one(copy):
     (copy / f"katas/{KATA}/README.md").unlink()
-    result = subprocess.run([sys.executable, "-m", "katas", "--root", str(copy), "check"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "katas", "--root", str(copy), "check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert "README.md: missing" in result.stdout

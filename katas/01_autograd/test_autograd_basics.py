@@ -42,7 +42,9 @@ def reference_value(f, x: float) -> float:
 def test_grad_at_reproduces_the_article_example():
     call = "grad_at(lambda x: x**2 + 3*x + 2, 1.0)"
     got = expect_float(ab.grad_at(article_quadratic, 1.0), call=call)
-    expect_close(got, 5.0, call=call, mistakes=[("you returned f(1.0) = 6, the value, not the gradient", 6.0)])
+    expect_close(
+        got, 5.0, call=call, mistakes=[("you returned f(1.0) = 6, the value, not the gradient", 6.0)]
+    )
 
 
 @exercise("grad_at")
@@ -93,8 +95,11 @@ def test_partial_derivatives_of_a_product():
         [2.0, 7.0],
         call=call,
         mistakes=[
-            ("the second backward() added to the first's gradients: zero .grad between passes, "
-             "or do a single backward() for all inputs", [2.0, 14.0]),
+            (
+                "the second backward() added to the first's gradients: zero .grad between passes, "
+                "or do a single backward() for all inputs",
+                [2.0, 14.0],
+            ),
             ("only the first input's derivative was computed", [2.0, 2.0]),
         ],
     )
@@ -117,7 +122,9 @@ def test_partial_derivatives_runs_f_once():
     spy = Spy(lambda x, y, z: x * y * z)
     call = "partial_derivatives(lambda x, y, z: x * y * z, [1.0, 2.0, 3.0])"
     ab.partial_derivatives(spy, [1.0, 2.0, 3.0])
-    spy.expect_calls(1, call=call, why="One forward pass and one backward() fill .grad of every input at once.")
+    spy.expect_calls(
+        1, call=call, why="One forward pass and one backward() fill .grad of every input at once."
+    )
     spy.expect_tracked_inputs(call=call)
 
 
@@ -145,8 +152,12 @@ def test_vector_jacobian_product_of_elementwise_square():
         got,
         torch.tensor([2.0, 2.0, -6.0]),
         call=call,
-        mistakes=[("you ignored v: backward() on y.sum() is the product with a vector of ones",
-                   torch.tensor([2.0, 4.0, 6.0]))],
+        mistakes=[
+            (
+                "you ignored v: backward() on y.sum() is the product with a vector of ones",
+                torch.tensor([2.0, 4.0, 6.0]),
+            )
+        ],
     )
 
 
@@ -160,8 +171,9 @@ def test_vector_jacobian_product_matches_torch_for_random_jacobians(case):
         fail(f"Called {call}.\nIt returned {type(got).__name__}; return a tensor shaped like x.")
     _, expected = torch.autograd.functional.vjp(f, x, v)
     jacobian = torch.autograd.functional.jacobian(f, x)
-    mistakes = [("you ignored v: backward() on y.sum() is the product with a vector of ones",
-                 jacobian.sum(dim=0))]
+    mistakes = [
+        ("you ignored v: backward() on y.sum() is the product with a vector of ones", jacobian.sum(dim=0))
+    ]
     if jacobian.shape[0] == jacobian.shape[1]:
         mistakes.append(("you computed J @ v; backward(gradient=v) gives v^T J", jacobian @ v))
     expect_close(got, expected, call=call, mistakes=mistakes)
@@ -199,8 +211,11 @@ def test_first_and_second_derivative_of_the_article_cubic():
         [23.0, 20.0],
         call=call,
         mistakes=[
-            ("a second backward() added f'' onto x.grad, which still held f'; use torch.autograd.grad, "
-             "which returns gradients instead of accumulating them", [23.0, 43.0]),
+            (
+                "a second backward() added f'' onto x.grad, which still held f'; use torch.autograd.grad, "
+                "which returns gradients instead of accumulating them",
+                [23.0, 43.0],
+            ),
             ("you returned the first derivative twice", [23.0, 23.0]),
         ],
     )
@@ -218,8 +233,10 @@ def test_first_and_second_derivative_match_autograd_for_random_functions(f, x):
         call=call,
         rtol=1e-4,
         atol=1e-4,
-        mistakes=[("x.grad accumulated f' + f''; use torch.autograd.grad", [first, first + second]),
-                  ("you returned the first derivative twice", [first, first])],
+        mistakes=[
+            ("x.grad accumulated f' + f''; use torch.autograd.grad", [first, first + second]),
+            ("you returned the first derivative twice", [first, first]),
+        ],
     )
 
 
@@ -234,11 +251,18 @@ def test_gradient_history_accumulates_without_zeroing():
         got,
         [5.0, 10.0, 15.0],
         call=call,
-        mistakes=[("the gradient was reset between passes: without zeroing, backward() adds "
-                   "into .grad, it does not overwrite it (use one leaf tensor for all steps)",
-                   [5.0, 5.0, 5.0]),
-                  ("every entry is the final .grad: you stored the .grad tensor itself, which later "
-                   "passes changed in place; store .item() at each step", [15.0, 15.0, 15.0])],
+        mistakes=[
+            (
+                "the gradient was reset between passes: without zeroing, backward() adds "
+                "into .grad, it does not overwrite it (use one leaf tensor for all steps)",
+                [5.0, 5.0, 5.0],
+            ),
+            (
+                "every entry is the final .grad: you stored the .grad tensor itself, which later "
+                "passes changed in place; store .item() at each step",
+                [15.0, 15.0, 15.0],
+            ),
+        ],
     )
 
 
@@ -250,8 +274,12 @@ def test_gradient_history_is_constant_when_zeroed():
         got,
         [5.0, 5.0, 5.0],
         call=call,
-        mistakes=[("gradients doubled and tripled: did you forget to zero x.grad between passes?",
-                   [5.0, 10.0, 15.0])],
+        mistakes=[
+            (
+                "gradients doubled and tripled: did you forget to zero x.grad between passes?",
+                [5.0, 10.0, 15.0],
+            )
+        ],
     )
 
 
@@ -269,8 +297,11 @@ def test_gradient_history_for_random_functions(f, x, steps, zero_between):
 
 
 @exercise("clamp_weights_")
-@given(limit=st.floats(0.05, 2.0), seed=st.integers(0, 2**16), shapes=st.lists(
-    st.lists(st.integers(1, 4), min_size=1, max_size=2).map(tuple), min_size=1, max_size=3))
+@given(
+    limit=st.floats(0.05, 2.0),
+    seed=st.integers(0, 2**16),
+    shapes=st.lists(st.lists(st.integers(1, 4), min_size=1, max_size=2).map(tuple), min_size=1, max_size=3),
+)
 def test_clamp_weights_clamps_in_place_and_keeps_parameters_trainable(limit, seed, shapes):
     gen = torch.Generator().manual_seed(seed)
     params = [torch.nn.Parameter(3 * torch.randn(shape, generator=gen)) for shape in shapes]
@@ -279,17 +310,30 @@ def test_clamp_weights_clamps_in_place_and_keeps_parameters_trainable(limit, see
     call = f"clamp_weights_(params of shapes {shapes}, limit={limit:g})"
     result = ab.clamp_weights_(params, limit)
     if result is not None:
-        fail(f"Called {call}.\nIt returned {type(result).__name__}; a trailing _ means in place: "
-             "change the given tensors and return None.")
-    for p, old, ptr in zip(params, before, storage):
+        fail(
+            f"Called {call}.\nIt returned {type(result).__name__}; a trailing _ means in place: "
+            "change the given tensors and return None."
+        )
+    for p, old, ptr in zip(params, before, storage, strict=True):
         if p.data_ptr() != ptr:
             fail(f"Called {call}.\nA parameter now points at new memory: update it in place (clamp_).")
-        expect_close(p.detach(), old.clamp(-limit, limit), call=call,
-                     mistakes=[("nothing changed: `p = p.clamp(...)` rebinds a local name, it does "
-                                "not modify the parameter; use p.clamp_()", old)])
+        expect_close(
+            p.detach(),
+            old.clamp(-limit, limit),
+            call=call,
+            mistakes=[
+                (
+                    "nothing changed: `p = p.clamp(...)` rebinds a local name, it does "
+                    "not modify the parameter; use p.clamp_()",
+                    old,
+                )
+            ],
+        )
         if not (p.requires_grad and p.is_leaf and p.grad_fn is None):
-            fail(f"Called {call}.\nA parameter is no longer a trainable leaf: {p!r}.\n"
-                 "Likely cause: the clamp was recorded in the graph; do it under torch.no_grad().")
+            fail(
+                f"Called {call}.\nA parameter is no longer a trainable leaf: {p!r}.\n"
+                "Likely cause: the clamp was recorded in the graph; do it under torch.no_grad()."
+            )
 
 
 @exercise("clamp_weights_")
@@ -299,9 +343,11 @@ def test_clamp_weights_accepts_model_parameters():
         model.weight.mul_(10)
     ab.clamp_weights_(model.parameters(), 0.5)
     if model.weight.abs().max() > 0.5 or model.bias.abs().max() > 0.5:
-        fail("Called clamp_weights_(model.parameters(), 0.5).\nSome values are still outside "
-             f"[-0.5, 0.5]: weight={model.weight.detach()}, bias={model.bias.detach()}.\n"
-             "model.parameters() is a generator: iterate over it once and clamp each tensor.")
+        fail(
+            "Called clamp_weights_(model.parameters(), 0.5).\nSome values are still outside "
+            f"[-0.5, 0.5]: weight={model.weight.detach()}, bias={model.bias.detach()}.\n"
+            "model.parameters() is a generator: iterate over it once and clamp each tensor."
+        )
 
 
 @exercise("clamp_weights_")
@@ -334,8 +380,10 @@ def test_detached_product_grad_treats_g_as_a_constant():
         got,
         32.0,
         call=call,
-        mistakes=[("the gradient also flowed through g: call .detach() on g(x)", 80.0),
-                  ("you detached f instead of g", 48.0)],
+        mistakes=[
+            ("the gradient also flowed through g: call .detach() on g(x)", 80.0),
+            ("you detached f instead of g", 48.0),
+        ],
     )
 
 
@@ -352,8 +400,10 @@ def test_detached_product_grad_for_random_functions(f, g, x):
         call=call,
         rtol=1e-4,
         atol=1e-5,
-        mistakes=[("the gradient also flowed through g: call .detach() on g(x)", df * gx + fx * dg),
-                  ("you detached f instead of g", fx * dg)],
+        mistakes=[
+            ("the gradient also flowed through g: call .detach() on g(x)", df * gx + fx * dg),
+            ("you detached f instead of g", fx * dg),
+        ],
     )
 
 
@@ -366,10 +416,19 @@ def test_intermediate_grad_of_sin_of_square():
     got = expect_floats(ab.intermediate_grad(lambda x: x**2, torch.sin, 1.5), 2, call=call)
     h = 1.5**2
     dl_dh = torch.cos(torch.tensor(h, dtype=torch.float64)).item()
-    expect_close(got, [dl_dh, dl_dh * 3.0], call=call,
-                 mistakes=[("the pair is swapped: return (dL/dh, dL/dx)", [dl_dh * 3.0, dl_dh]),
-                           ("dL/dx is 0: the graph was cut at h; keep h = inner(x) attached and call "
-                            "h.retain_grad() instead of detaching it", [dl_dh, 0.0])])
+    expect_close(
+        got,
+        [dl_dh, dl_dh * 3.0],
+        call=call,
+        mistakes=[
+            ("the pair is swapped: return (dL/dh, dL/dx)", [dl_dh * 3.0, dl_dh]),
+            (
+                "dL/dx is 0: the graph was cut at h; keep h = inner(x) attached and call "
+                "h.retain_grad() instead of detaching it",
+                [dl_dh, 0.0],
+            ),
+        ],
+    )
 
 
 @exercise("intermediate_grad")
@@ -386,9 +445,14 @@ def test_intermediate_grad_for_random_functions(inner, outer, x):
         call=call,
         rtol=1e-4,
         atol=1e-5,
-        mistakes=[("the pair is swapped: return (dL/dh, dL/dx)", [dl_dx, dl_dh]),
-                  ("dL/dx is 0: the graph was cut at h; keep h = inner(x) attached and call "
-                   "h.retain_grad() instead of detaching it", [dl_dh, 0.0])],
+        mistakes=[
+            ("the pair is swapped: return (dL/dh, dL/dx)", [dl_dx, dl_dh]),
+            (
+                "dL/dx is 0: the graph was cut at h; keep h = inner(x) attached and call "
+                "h.retain_grad() instead of detaching it",
+                [dl_dh, 0.0],
+            ),
+        ],
     )
 
 
@@ -410,19 +474,28 @@ def test_count_graph_ops_of_the_article_cubic():
     a = torch.tensor(2.0, requires_grad=True)
     call = "count_graph_ops(a**3 + 4*a**2 - 5*a + 2)"
     got = ab.count_graph_ops(article_cubic(a))
-    expected = {"PowBackward0": 2, "MulBackward0": 2, "SubBackward0": 1, "AddBackward0": 2, "AccumulateGrad": 1}
+    expected = {
+        "PowBackward0": 2,
+        "MulBackward0": 2,
+        "SubBackward0": 1,
+        "AddBackward0": 2,
+        "AccumulateGrad": 1,
+    }
     if got != expected:
         causes = []
         if isinstance(got, dict) and got.get("AccumulateGrad", 0) > 1:
-            causes.append("a is one leaf, reached by three paths: keep a set of visited nodes so "
-                          "each node counts once")
+            causes.append(
+                "a is one leaf, reached by three paths: keep a set of visited nodes so each node counts once"
+            )
         if isinstance(got, dict) and "NoneType" in got:
             causes.append("constants like 4 and 5 show up as None in next_functions: skip them")
         if isinstance(got, dict) and "AccumulateGrad" not in got:
             causes.append("the leaf a is an AccumulateGrad node: count it too")
-        fail(f"Called {call}.\nIt returned {got!r},\nbut the graph is {expected!r}.\n"
-             + "".join(f"Likely cause: {c}\n" for c in causes)
-             + "(The article's drawing of this graph is wrong; walking grad_fn shows the true one.)")
+        fail(
+            f"Called {call}.\nIt returned {got!r},\nbut the graph is {expected!r}.\n"
+            + "".join(f"Likely cause: {c}\n" for c in causes)
+            + "(The article's drawing of this graph is wrong; walking grad_fn shows the true one.)"
+        )
 
 
 @exercise("count_graph_ops")
@@ -433,13 +506,19 @@ def test_count_graph_ops_counts_a_shared_node_once():
     got = ab.count_graph_ops(h * h)
     expected = {"MulBackward0": 1, "SinBackward0": 1, "AccumulateGrad": 1}
     if got != expected:
-        fail(f"Called {call}.\nIt returned {got!r}, expected {expected!r}.\n"
-             "h feeds both inputs of the product, yet it is one node: count visited nodes once.")
+        fail(
+            f"Called {call}.\nIt returned {got!r}, expected {expected!r}.\n"
+            "h feeds both inputs of the product, yet it is one node: count visited nodes once."
+        )
 
 
-OPS = {"add": ("AddBackward0", torch.add), "mul": ("MulBackward0", torch.mul),
-       "sin": ("SinBackward0", torch.sin), "exp": ("ExpBackward0", torch.exp),
-       "tanh": ("TanhBackward0", torch.tanh)}
+OPS = {
+    "add": ("AddBackward0", torch.add),
+    "mul": ("MulBackward0", torch.mul),
+    "sin": ("SinBackward0", torch.sin),
+    "exp": ("ExpBackward0", torch.exp),
+    "tanh": ("TanhBackward0", torch.tanh),
+}
 
 
 @st.composite
@@ -473,8 +552,10 @@ def test_count_graph_ops_for_random_graphs(graph):
     output, expected, call = graph
     got = ab.count_graph_ops(output)
     if got != expected:
-        fail(f"Called {call}.\nIt returned {got!r}, expected {expected!r}.\n"
-             "Walk output.grad_fn and node.next_functions, skip None, count each node once.")
+        fail(
+            f"Called {call}.\nIt returned {got!r}, expected {expected!r}.\n"
+            "Walk output.grad_fn and node.next_functions, skip None, count each node once."
+        )
 
 
 # --- per_loss_grads -----------------------------------------------------------------------
@@ -484,24 +565,51 @@ def test_count_graph_ops_for_random_graphs(graph):
 def test_per_loss_grads_for_two_heads_on_a_square():
     call = "per_loss_grads(trunk=lambda x: x**2, heads=[lambda h: h, lambda h: h**2], x=3.0)"
     got = expect_floats(ab.per_loss_grads(lambda x: x**2, [lambda h: h, lambda h: h**2], 3.0), 2, call=call)
-    expect_close(got, [6.0, 108.0], call=call,
-                 mistakes=[("the second gradient includes the first: zero x.grad between the "
-                            "backward() calls, or use torch.autograd.grad", [6.0, 114.0])])
+    expect_close(
+        got,
+        [6.0, 108.0],
+        call=call,
+        mistakes=[
+            (
+                "the second gradient includes the first: zero x.grad between the "
+                "backward() calls, or use torch.autograd.grad",
+                [6.0, 114.0],
+            )
+        ],
+    )
 
 
 @exercise("per_loss_grads")
-@given(trunk=smooth_functions(max_leaves=3), heads=st.lists(smooth_functions(max_leaves=2), min_size=1,
-                                                            max_size=3), x=points)
+@given(
+    trunk=smooth_functions(max_leaves=3),
+    heads=st.lists(smooth_functions(max_leaves=2), min_size=1, max_size=3),
+    x=points,
+)
 def test_per_loss_grads_for_random_heads(trunk, heads, x):
     spy = Spy(trunk, "trunk")
     call = f"per_loss_grads(trunk, heads, {x}) with trunk: {trunk!r} and heads {heads!r}"
     got = expect_floats(ab.per_loss_grads(spy, heads, x), len(heads), call=call)
-    spy.expect_calls(1, call=call, why="Run the shared trunk once and backpropagate each head "
-                     "through it, keeping its graph alive with retain_graph=True.")
+    spy.expect_calls(
+        1,
+        call=call,
+        why="Run the shared trunk once and backpropagate each head "
+        "through it, keeping its graph alive with retain_graph=True.",
+    )
     h = reference_value(trunk, x)
     dtrunk = reference_grad(trunk, x)
     expected = [reference_grad(head, h) * dtrunk for head in heads]
     running = [sum(expected[: i + 1]) for i in range(len(expected))]
-    expect_close(got, expected, call=call, rtol=1e-4, atol=1e-5,
-                 mistakes=[("each gradient includes the ones before it: x.grad accumulates across "
-                            "backward() calls; zero it in between or use torch.autograd.grad", running)])
+    expect_close(
+        got,
+        expected,
+        call=call,
+        rtol=1e-4,
+        atol=1e-5,
+        mistakes=[
+            (
+                "each gradient includes the ones before it: x.grad accumulates across "
+                "backward() calls; zero it in between or use torch.autograd.grad",
+                running,
+            )
+        ],
+    )

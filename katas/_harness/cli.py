@@ -23,9 +23,13 @@ def _cmd_hint(args: argparse.Namespace) -> int:
         exercise = manifest.exercise(args.exercise)
     except UnknownExercise as err:
         if err.suggestions:
-            return _error(f"'{args.exercise}' matches no single exercise; did you mean: {', '.join(err.suggestions)}?")
-        return _error(f"no exercise named '{args.exercise}'; exercises are named KATA/FUNCTION, "
-                      "e.g. 01_autograd/grad_at (all are listed in katas/manifest.toml)")
+            return _error(
+                f"'{args.exercise}' matches no single exercise; did you mean: {', '.join(err.suggestions)}?"
+            )
+        return _error(
+            f"no exercise named '{args.exercise}'; exercises are named KATA/FUNCTION, "
+            "e.g. 01_autograd/grad_at (all are listed in katas/manifest.toml)"
+        )
     total = len(exercise.hints)
     for number, text in hints.next_hints(args.root, exercise, show_all=args.all):
         print(f"{exercise.qualname} hint {number}/{total}: {text}")
@@ -42,7 +46,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"{len(found)} problem(s) found.", file=sys.stderr)
         return 1
     katas = load(args.root).katas
-    print(f"OK: {len(katas)} kata(s), {sum(len(k.exercises) for k in katas)} exercises, manifest matches the files.")
+    print(
+        f"OK: {len(katas)} kata(s), {sum(len(k.exercises) for k in katas)} exercises; "
+        "the manifest matches the files."
+    )
     return 0
 
 
@@ -51,7 +58,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m katas", description="torch-katas: learn PyTorch by practice.")
+    parser = argparse.ArgumentParser(
+        prog="python -m katas", description="torch-katas: learn PyTorch by practice."
+    )
     parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

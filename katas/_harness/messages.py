@@ -4,7 +4,9 @@ TODO_LINE = "TODO: implement {function}() in {path}  (stuck? python -m katas hin
 LIKELY_CAUSE_TITLE = "likely cause"
 NEEDS_CUDA = "needs CUDA"
 NEEDS_MULTI_GPU = "needs 2+ CUDA devices"
-REQUIRED_GPU_MISSING = "{reason}, and KATAS_REQUIRE_GPU=1 forbids skipping it: run this on a machine with CUDA"
+REQUIRED_GPU_MISSING = (
+    "{reason}, and KATAS_REQUIRE_GPU=1 forbids skipping it: run this on a machine with CUDA"
+)
 
 PROGRESS_TITLE = "torch-katas progress"
 PROGRESS_AGAINST_SOLUTIONS = "(tests run against solutions/)"

@@ -59,9 +59,7 @@ class KataSession:
         self.finder = KataModuleFinder.for_manifest(manifest, source_root)
         self.progress = Progress()
         self.katas_dir = manifest.root / "katas"
-        self.stub_files = {
-            kata.stub_path(source_root).resolve(): kata for kata in manifest.katas
-        }
+        self.stub_files = {kata.stub_path(source_root).resolve(): kata for kata in manifest.katas}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         properties = dict(report.user_properties)
@@ -269,19 +267,39 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
         raise TodoFailed(todo) from None
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport | None:
+    """The report of a test stopped by an untouched stub: its one TODO line, nothing to render."""
+    excinfo = call.excinfo
+    if excinfo is None:
+        return None
+    if excinfo.errisinstance(TodoFailed):
+        todo = str(excinfo.value)
+    else:
+        todo = _todo_line(item.config.stash[STATE], excinfo)  # a stub reached from a fixture
+    if todo is None:
+        return None
+    return pytest.TestReport(
+        item.nodeid,
+        item.location,
+        dict.fromkeys(item.keywords, 1),
+        "failed",
+        todo,
+        call.when,
+        [(f"Captured {key} {when}", content) for when, key, content in item._report_sections],
+        call.duration,
+        call.start,
+        call.stop,
+        user_properties=[*item.user_properties, (TODO_PROPERTY, True)],
+    )
+
+
+@pytest.hookimpl(wrapper=True, specname="pytest_runtest_makereport")
+def pytest_runtest_makereport_likely_cause(item: pytest.Item, call: pytest.CallInfo):
+    """Append what usually causes a known PyTorch error to its report."""
     report = yield
     excinfo = call.excinfo
     if excinfo is None or not report.failed:
-        return report
-    todo = None
-    if not excinfo.errisinstance(TodoFailed):
-        todo = _todo_line(item.config.stash[STATE], excinfo)  # a stub reached from a fixture
-    if todo is not None or excinfo.errisinstance(TodoFailed):
-        if todo is not None:
-            report.longrepr = todo
-        report.user_properties = [*report.user_properties, (TODO_PROPERTY, True)]
         return report
     cause = likely_cause(str(excinfo.value))
     if cause is not None and hasattr(report.longrepr, "addsection"):
@@ -305,5 +323,3 @@ def _todo_line(state: KataSession, excinfo: pytest.ExceptionInfo) -> str | None:
     except ValueError:
         shown = path
     return msg.TODO_LINE.format(function=function, path=shown, exercise=exercise)
-
-

@@ -24,7 +24,9 @@ def problems(root: Path) -> list[str]:
     listed = {k.name for k in manifest.katas}
     for folder in _kata_dirs(katas_dir):
         if folder.name not in listed:
-            found.append(f"katas/{folder.name}: not in katas/manifest.toml; add a [[kata]] entry or remove it")
+            found.append(
+                f"katas/{folder.name}: not in katas/manifest.toml; add a [[kata]] entry or remove it"
+            )
     for folder in _kata_dirs(solutions_dir):
         if folder.name not in listed:
             found.append(f"solutions/{folder.name}: mirrors no kata in the manifest; remove it")
@@ -74,7 +76,9 @@ def _kata_problems(root: Path, kata: Kata) -> list[str]:
         if other is None:
             found.append(f"{where}: no function of that name in solutions/{kata.name}/{stub.name}")
         elif _signature(func) != _signature(other):
-            found.append(f"{where}: signature differs from the solution's: {_signature(func)} vs {_signature(other)}")
+            found.append(
+                f"{where}: signature differs from the solution's: {_signature(func)} vs {_signature(other)}"
+            )
     return found
 
 
@@ -108,9 +112,7 @@ def _stub_problems(func: ast.FunctionDef) -> list[str]:
         found.append("every parameter and the return value need type hints")
     body = func.body[1:] if doc else func.body
     raises = (
-        len(body) == 1
-        and isinstance(body[0], ast.Raise)
-        and "NotImplementedError" in ast.unparse(body[0])
+        len(body) == 1 and isinstance(body[0], ast.Raise) and "NotImplementedError" in ast.unparse(body[0])
     )
     if not raises:
         found.append("an untouched stub's body is only `raise NotImplementedError(...)`")

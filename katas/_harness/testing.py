@@ -129,7 +129,8 @@ class Spy:
     def expect_calls(self, count: int, *, call: str, why: str) -> None:
         if self.count != count:
             fail(
-                f"Called {call}.\nIt called {self.name} {self.count} time(s); expected exactly {count}.\n{why}"
+                f"Called {call}.\nIt called {self.name} {self.count} time(s); "
+                f"expected exactly {count}.\n{why}"
             )
 
     def expect_tracked_inputs(self, *, call: str) -> None:
