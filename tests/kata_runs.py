@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from katas._harness.plugin import EXERCISE_PROPERTY, TODO_PROPERTY
+from katas._harness.session import EXERCISE_PROPERTY, TODO_PROPERTY
 
 ROOT = Path(__file__).resolve().parents[1]
 _SEVERITY = {"passed": 0, "skipped": 1, "todo": 2, "failed": 3}

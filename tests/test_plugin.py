@@ -270,3 +270,30 @@ def test_non_kata_tests_are_left_alone(project):
     result = project.runpytest("tests")
     result.assert_outcomes(passed=1)
     assert "torch-katas progress" not in result.stdout.str()
+
+
+def test_a_syntax_error_in_the_stub_is_shown_plainly(project):
+    write(project, "katas/01_demo/demo_ops.py", STUB + "\n\ndef broken(:\n    pass\n")
+    result = project.runpytest("katas/01_demo")
+    result.stdout.fnmatch_lines(
+        [
+            "katas/01_demo/demo_ops.py does not compile, so none of its tests can run:",
+            "  line 10: def broken(:",
+            "                      ^",
+            "  SyntaxError: invalid syntax",
+            "*= torch-katas progress =*",
+            "01_demo  cannot run: katas/01_demo/demo_ops.py does not import (see the error above)",
+        ]
+    )
+    assert "importtestmodule" not in result.stdout.str()
+
+
+def test_an_import_time_error_in_the_stub_names_the_file(project):
+    write(project, "katas/01_demo/demo_ops.py", STUB + "\nundefined_name + 1\n")
+    result = project.runpytest("katas/01_demo")
+    result.stdout.fnmatch_lines(
+        [
+            "katas/01_demo/demo_ops.py raised an error while being imported, so none of its tests can run:",
+            "*NameError: name 'undefined_name' is not defined",
+        ]
+    )

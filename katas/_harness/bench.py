@@ -25,7 +25,7 @@ def _time(command: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 
 def run(root: Path, kata: str, runs: int, solutions: bool) -> int:
-    kata_run = [sys.executable, "-m", "pytest", f"katas/{kata}", "-q", "-p", "no:cacheprovider"]
+    kata_run = [sys.executable, "-m", "pytest", f"katas/{kata}"]
     if solutions:
         kata_run.append("--solutions")
     env = dict(os.environ)

@@ -8,6 +8,16 @@ REQUIRED_GPU_MISSING = (
     "{reason}, and KATAS_REQUIRE_GPU=1 forbids skipping it: run this on a machine with CUDA"
 )
 
+STUB_SYNTAX_ERROR = (
+    "{path} does not compile, so none of its tests can run:\n"
+    "  {prefix}{text}\n"
+    "  {pointer}\n"
+    "  SyntaxError: {error}\n"
+    "Fix the line above and run again."
+)
+STUB_IMPORT_ERROR = "{path} raised an error while being imported, so none of its tests can run:"
+PROGRESS_BROKEN = "{kata}  cannot run: {path} does not import (see the error above)"
+
 PROGRESS_TITLE = "torch-katas progress"
 PROGRESS_AGAINST_SOLUTIONS = "(tests run against solutions/)"
 PROGRESS_KATA_LINE = "{kata}  {done}/{total} exercises done"

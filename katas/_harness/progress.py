@@ -50,6 +50,7 @@ class Progress:
     """Outcomes of kata tests, fed one test phase at a time; the worst phase wins."""
 
     outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    broken: set[str] = field(default_factory=set)  # katas whose test module failed to import
 
     def record(self, nodeid: str, qualname: str, outcome: str) -> None:
         """outcome is one of passed, failed, todo, skipped."""
@@ -67,7 +68,7 @@ class Progress:
 
     @property
     def katas_seen(self) -> set[str]:
-        return {qualname.split("/")[0] for qualname, _ in self.outcomes.values()}
+        return {qualname.split("/")[0] for qualname, _ in self.outcomes.values()} | self.broken
 
     def status(self, exercise: Exercise) -> str:
         return self.tallies.get(exercise.qualname, Tally()).status
@@ -75,7 +76,7 @@ class Progress:
     def next_exercise(self, manifest: Manifest) -> Exercise | None:
         seen = self.katas_seen
         for kata in manifest.katas:
-            if kata.name not in seen:
+            if kata.name not in seen or kata.name in self.broken:
                 continue
             for exercise in kata.exercises:
                 if self.status(exercise) in ("failing", "todo"):
@@ -91,10 +92,16 @@ class Progress:
         for kata in manifest.katas:
             if kata.name not in seen:
                 continue
+            if kata.name in self.broken:
+                path = kata.stub_path(source_root).relative_to(manifest.root)
+                lines.append(msg.PROGRESS_BROKEN.format(kata=kata.name, path=path))
+                continue
             lines.extend(self._render_kata(kata, tallies))
             partial |= any(self.status(ex) == "not run" for ex in kata.exercises)
         upcoming = self.next_exercise(manifest)
-        if upcoming is not None:
+        if self.broken:
+            pass  # fixing the file comes first; the line above says so
+        elif upcoming is not None:
             kata = manifest.kata(upcoming.kata)
             path = kata.stub_path(source_root).relative_to(manifest.root)
             lines.append(msg.PROGRESS_NEXT.format(exercise=upcoming.qualname, path=path))

@@ -1,0 +1,90 @@
+"""One pytest run's view of the kata set: where stubs live, and the progress so far."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from . import messages as msg
+from .importer import KataModuleFinder
+from .manifest import Kata, Manifest, UnknownExercise
+from .progress import Progress
+
+# Carried on test reports (and so across xdist workers) as user_properties.
+EXERCISE_PROPERTY = "katas_exercise"
+TODO_PROPERTY = "katas_todo"
+
+
+class KataSession:
+    """Registered as a plugin on the controller: records outcomes and prints progress."""
+
+    def __init__(self, manifest: Manifest, source_root: Path, against_solutions: bool):
+        self.manifest = manifest
+        self.source_root = source_root
+        self.against_solutions = against_solutions
+        self.finder = KataModuleFinder.for_manifest(manifest, source_root)
+        self.progress = Progress()
+        self.katas_dir = manifest.root / "katas"
+        self.stub_files = {kata.stub_path(source_root).resolve(): kata for kata in manifest.katas}
+
+    def kata_of(self, path: Path) -> Kata | None:
+        """The manifest kata whose folder holds `path`, None outside kata folders, or raise."""
+        try:
+            relative = path.resolve().relative_to(self.katas_dir.resolve())
+        except ValueError:
+            return None
+        if len(relative.parts) < 2 or relative.parts[0].startswith("_"):
+            return None
+        try:
+            return self.manifest.kata(relative.parts[0])
+        except UnknownExercise:
+            raise pytest.UsageError(msg.UNKNOWN_KATA_DIR.format(path=path.parent)) from None
+
+    def shown_path(self, path: Path) -> Path:
+        try:
+            return path.resolve().relative_to(self.manifest.root)
+        except ValueError:
+            return path
+
+    def todo_line(self, excinfo: pytest.ExceptionInfo) -> str | None:
+        """One line for a NotImplementedError raised by an untouched stub, else None."""
+        if not excinfo.errisinstance(NotImplementedError) or not excinfo.traceback:
+            return None
+        frame = excinfo.traceback[-1]
+        kata = self.stub_files.get(Path(frame.path).resolve())
+        if kata is None:
+            return None
+        function = frame.name
+        exercise = next((ex.qualname for ex in kata.exercises if ex.name == function), kata.name)
+        path = self.shown_path(Path(frame.path))
+        return msg.TODO_LINE.format(function=function, path=path, exercise=exercise)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed and report.nodeid:
+            kata = self.kata_of(self.manifest.root / report.nodeid.split("::")[0])
+            if kata is not None:
+                self.progress.broken.add(kata.name)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        properties = dict(report.user_properties)
+        qualname = properties.get(EXERCISE_PROPERTY)
+        if qualname is None:
+            return
+        if report.failed:
+            outcome = "todo" if properties.get(TODO_PROPERTY) else "failed"
+        elif report.skipped:
+            outcome = "skipped"
+        elif report.when == "call":
+            outcome = "passed"
+        else:
+            return
+        self.progress.record(report.nodeid, qualname, outcome)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not (self.progress.outcomes or self.progress.broken):
+            return
+        terminalreporter.write_sep("=", msg.PROGRESS_TITLE)
+        for line in self.progress.render(self.manifest, self.source_root, self.against_solutions):
+            terminalreporter.write_line(line)
