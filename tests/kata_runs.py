@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from katas._harness.plugin import current_profile
 from katas._harness.session import EXERCISE_PROPERTY, TODO_PROPERTY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ class _Collector:
 def run_katas(*args: str) -> tuple[int, dict[str, Outcome]]:
     """pytest.main over kata tests with the project's deterministic Hypothesis profile."""
     collector = _Collector()
-    profile = settings.get_current_profile_name()
+    profile = current_profile()
     try:
         code = pytest.main(
             [

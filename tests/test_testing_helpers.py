@@ -31,7 +31,8 @@ def test_expect_close_names_the_call_the_result_and_the_expectation():
 
 def test_expect_close_names_a_known_mistake_only_when_it_matches():
     mistakes = [("gradients doubled", 10.0), ("the value, not the gradient", 6.0)]
-    assert "Likely cause: gradients doubled" in failure(expect_close, 10.0, 5.0, call="f()", mistakes=mistakes)
+    doubled = failure(expect_close, 10.0, 5.0, call="f()", mistakes=mistakes)
+    assert "Likely cause: gradients doubled" in doubled
     assert "Likely cause" not in failure(expect_close, 7.0, 5.0, call="f()", mistakes=mistakes)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -145,4 +145,4 @@ def read(root: Path = PROJECT_ROOT) -> Manifest:
     return parse(text, root)
 
 
-load = lru_cache(maxsize=None)(read)
+load = cache(read)

@@ -14,12 +14,17 @@ from .known_errors import likely_cause
 from .manifest import PROJECT_ROOT, Manifest, ManifestError, UnknownExercise, load
 from .session import EXERCISE_PROPERTY, KataSession
 
-# Torch code is too slow for Hypothesis's default 200 ms deadline on a busy laptop.
-settings.register_profile("katas", deadline=None)
-# For the project's own checks: the same examples every time, and no time spent shrinking.
+# Learners re-run a kata every few minutes: 30 random cases per property keep a run short
+# and still catch every mutant in tests/mutants/. No deadline: torch code on a busy laptop
+# is too slow for Hypothesis's default 200 ms.
+KATA_EXAMPLES = 30
+settings.register_profile("katas", deadline=None, max_examples=KATA_EXAMPLES)
+# For the project's own checks: as many cases as a learner gets, the same ones every time,
+# and no time spent shrinking.
 settings.register_profile(
     "katas-check",
     deadline=None,
+    max_examples=KATA_EXAMPLES,
     derandomize=True,
     database=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
@@ -60,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "exercise(name): the manifest exercise a kata test belongs to")
     config.addinivalue_line("markers", f"gpu: {msg.NEEDS_CUDA}; skipped without it")
     config.addinivalue_line("markers", f"multi_gpu: {msg.NEEDS_MULTI_GPU}; skipped without them")
-    if settings.get_current_profile_name() == "default":  # never override --hypothesis-profile or CI's
+    if current_profile() == "default":  # never override --hypothesis-profile or CI's
         settings.load_profile("katas")
 
     root = Path(config.getoption("katas_root") or PROJECT_ROOT).resolve()
@@ -76,6 +81,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION] = session
     if not hasattr(config, "workerinput"):  # under xdist only the controller reports progress
         config.pluginmanager.register(session, "katas-progress")
+
+
+def current_profile() -> str:
+    getter = getattr(settings, "get_current_profile_name", None)  # absent in older Hypothesis
+    return getter() if getter else settings._current_profile
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

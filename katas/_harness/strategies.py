@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 from hypothesis import strategies as st
@@ -70,6 +71,7 @@ def _leaf(draw, arity: int) -> Expr:
     return _affine(variable, draw(coefficients), draw(coefficients))
 
 
+@cache  # tests may build it per example (data.draw); building is not free
 def smooth_functions(arity: int = 1, max_leaves: int = 5) -> st.SearchStrategy[Expr]:
     """Random compositions of sin, cos, tanh, sigmoid, exp, +, * and affine maps.
 
