@@ -13,10 +13,10 @@ import pytest
 from hypothesis import settings
 
 from katas._harness.plugin import current_profile
-from katas._harness.session import EXERCISE_PROPERTY, TODO_PROPERTY
+from katas._harness.progress import SEVERITY
+from katas._harness.session import outcome_of
 
 ROOT = Path(__file__).resolve().parents[1]
-_SEVERITY = {"passed": 0, "skipped": 1, "todo": 2, "failed": 3}
 
 
 @dataclass
@@ -32,18 +32,12 @@ class _Collector:
         self.outcomes: dict[str, Outcome] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        properties = dict(report.user_properties)
-        if report.failed:
-            outcome = "todo" if properties.get(TODO_PROPERTY) else "failed"
-        elif report.skipped:
-            outcome = "skipped"
-        elif report.when == "call":
-            outcome = "passed"
-        else:
+        recorded = outcome_of(report)
+        if recorded is None:
             return
+        exercise, outcome = recorded
         previous = self.outcomes.get(report.nodeid)
-        if previous is None or _SEVERITY[outcome] > _SEVERITY[previous.outcome]:
-            exercise = properties.get(EXERCISE_PROPERTY, "")
+        if previous is None or SEVERITY[outcome] > SEVERITY[previous.outcome]:
             self.outcomes[report.nodeid] = Outcome(report.nodeid, exercise, outcome, report.longreprtext)
 
 

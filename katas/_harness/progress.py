@@ -42,7 +42,7 @@ class Tally:
         return status
 
 
-_SEVERITY = {"passed": 0, "skipped": 1, "todo": 2, "failed": 3}
+SEVERITY = {"passed": 0, "skipped": 1, "todo": 2, "failed": 3}
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Progress:
     def record(self, nodeid: str, qualname: str, outcome: str) -> None:
         """outcome is one of passed, failed, todo, skipped."""
         previous = self.outcomes.get(nodeid)
-        if previous is None or _SEVERITY[outcome] > _SEVERITY[previous[1]]:
+        if previous is None or SEVERITY[outcome] > SEVERITY[previous[1]]:
             self.outcomes[nodeid] = (qualname, outcome)
 
     @property

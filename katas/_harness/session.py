@@ -16,6 +16,24 @@ EXERCISE_PROPERTY = "katas_exercise"
 TODO_PROPERTY = "katas_todo"
 
 
+def outcome_of(report: pytest.TestReport) -> tuple[str, str] | None:
+    """(exercise, outcome) that one phase of a kata test adds to progress, if any.
+
+    outcome is passed, skipped, todo (an untouched stub) or failed.
+    """
+    properties = dict(report.user_properties)
+    qualname = properties.get(EXERCISE_PROPERTY)
+    if qualname is None:
+        return None
+    if report.failed:
+        return qualname, "todo" if properties.get(TODO_PROPERTY) else "failed"
+    if report.skipped:
+        return qualname, "skipped"
+    if report.when == "call":
+        return qualname, "passed"
+    return None
+
+
 class KataSession:
     """Registered as a plugin on the controller: records outcomes and prints progress."""
 
@@ -67,19 +85,9 @@ class KataSession:
                 self.progress.broken.add(kata.name)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        properties = dict(report.user_properties)
-        qualname = properties.get(EXERCISE_PROPERTY)
-        if qualname is None:
-            return
-        if report.failed:
-            outcome = "todo" if properties.get(TODO_PROPERTY) else "failed"
-        elif report.skipped:
-            outcome = "skipped"
-        elif report.when == "call":
-            outcome = "passed"
-        else:
-            return
-        self.progress.record(report.nodeid, qualname, outcome)
+        recorded = outcome_of(report)
+        if recorded is not None:
+            self.progress.record(report.nodeid, *recorded)
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter) -> None:
