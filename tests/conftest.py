@@ -1,1 +1,13 @@
+import pytest
+
 pytest_plugins = ["pytester"]
+
+# Per-test limit for the project's own tests. Not set in pyproject.toml: there it would
+# also print pytest-timeout's header lines in every learner's kata run.
+PROJECT_TEST_TIMEOUT = 300
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(PROJECT_TEST_TIMEOUT))

@@ -1,5 +1,6 @@
 """Every string the harness shows a learner, in one place."""
 
+HEADER = "torch-katas: kata modules come from {source}/"
 TODO_LINE = "TODO: implement {function}() in {path}  (stuck? python -m katas hint {exercise})"
 LIKELY_CAUSE_TITLE = "likely cause"
 NEEDS_CUDA = "needs CUDA"

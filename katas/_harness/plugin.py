@@ -88,6 +88,11 @@ def current_profile() -> str:
     return getter() if getter else settings._current_profile
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    session = config.stash[SESSION]
+    return msg.HEADER.format(source=session.shown_path(session.source_root))
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION, None)
     if session is not None:
