@@ -213,16 +213,26 @@ def test_a_kata_test_without_an_exercise_marker_is_a_clear_error(project):
     )
 
 
-def test_a_known_pytorch_error_gets_its_likely_cause(project):
-    write(
-        project,
-        "katas/01_demo/demo_ops.py",
-        SOLUTION.replace(
-            "return 2 * x", 'raise RuntimeError("Trying to backward through the graph a second time")'
-        ),
-    )
+def test_a_known_pytorch_error_gets_its_likely_cause_and_ends_at_the_learners_line(project):
+    backward_twice = """
+    import torch
+    t = torch.tensor(float(x), requires_grad=True)
+    y = t.exp()
+    y.backward()
+    y.backward()
+    return 2 * x"""
+    write(project, "katas/01_demo/demo_ops.py", SOLUTION.replace("\n    return 2 * x", backward_twice))
     result = project.runpytest("katas/01_demo")
-    result.stdout.fnmatch_lines(["*- likely cause -*", "*retain_graph=True*"])
+    result.stdout.fnmatch_lines(
+        [
+            "katas/01_demo/demo_ops.py:*: in double",
+            "    y.backward()",
+            "E   RuntimeError: Trying to backward through the graph a second time*",
+            "*- likely cause -*",
+            "*retain_graph=True*",
+        ]
+    )
+    assert "site-packages/torch" not in result.stdout.str()
 
 
 def test_two_katas_with_the_same_test_basename_do_not_mix(project):

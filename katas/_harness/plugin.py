@@ -8,17 +8,20 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from . import gpu, stubs
+from . import gpu, stubs, tracebacks
 from . import messages as msg
 from .known_errors import likely_cause
 from .manifest import PROJECT_ROOT, Manifest, ManifestError, UnknownExercise, load
-from .session import EXERCISE_PROPERTY, KataSession
+from .session import EXERCISE_PROPERTY, TODO_PROPERTY, KataSession
 
 # Learners re-run a kata every few minutes: 30 random cases per property keep a run short
 # and still catch every mutant in tests/mutants/. No deadline: torch code on a busy laptop
 # is too slow for Hypothesis's default 200 ms.
 KATA_EXAMPLES = 30
-settings.register_profile("katas", deadline=None, max_examples=KATA_EXAMPLES)
+# No explain phase: its "lines only run by failing examples" point into the harness, not at the
+# learner's mistake.
+LEARNER_PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
+settings.register_profile("katas", deadline=None, max_examples=KATA_EXAMPLES, phases=LEARNER_PHASES)
 # For the project's own checks: as many cases as a learner gets, the same ones every time,
 # and no time spent shrinking.
 settings.register_profile(
@@ -142,6 +145,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         item.user_properties.append((EXERCISE_PROPERTY, qualname))
         stubs.stop_hypothesis_at_stubs(item, session)
+        tracebacks.hide_torch_frames(item)
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(KATA_TEST_TIMEOUT))
         selected.append(item)
@@ -182,13 +186,20 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport | None:
+    # Hypothesis would offer a patch adding failing examples to the test file; a learner edits
+    # only the stub (and computing the patch imports libcst). Drop the examples it recorded.
+    item.__dict__.pop("_hypothesis_failing_examples", None)
     return stubs.todo_report(item, call, item.config.stash[SESSION])
 
 
-@pytest.hookimpl(wrapper=True, specname="pytest_runtest_makereport")
-def pytest_runtest_makereport_likely_cause(item: pytest.Item, call: pytest.CallInfo):
-    """Append what usually causes a known PyTorch error to its report."""
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_runtest_makereport")
+def pytest_runtest_makereport_explain(item: pytest.Item, call: pytest.CallInfo):
+    """Outermost: add the likely cause of a known PyTorch error; keep a TODO report one line."""
     report = yield
+    if dict(report.user_properties).get(TODO_PROPERTY):
+        # Hypothesis adds a section with a seed to reproduce; a stub needs no reproducing.
+        report.sections = [s for s in report.sections if s[0] != "Hypothesis"]
+        return report
     excinfo = call.excinfo
     if excinfo is not None and report.failed and hasattr(report.longrepr, "addsection"):
         cause = likely_cause(str(excinfo.value))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +84,10 @@ class Progress:
                     return exercise
         return None
 
-    def render(self, manifest: Manifest, source_root: Path, against_solutions: bool) -> list[str]:
+    def render(
+        self, manifest: Manifest, stub_path: Callable[[Kata], Path], against_solutions: bool
+    ) -> list[str]:
+        """The progress section; stub_path(kata) is the file to edit, as the learner should see it."""
         lines: list[str] = []
         if against_solutions:
             lines.append(msg.PROGRESS_AGAINST_SOLUTIONS)
@@ -93,8 +97,7 @@ class Progress:
             if kata.name not in seen:
                 continue
             if kata.name in self.broken:
-                path = kata.stub_path(source_root).relative_to(manifest.root)
-                lines.append(msg.PROGRESS_BROKEN.format(kata=kata.name, path=path))
+                lines.append(msg.PROGRESS_BROKEN.format(kata=kata.name, path=stub_path(kata)))
                 continue
             lines.extend(self._render_kata(kata, tallies))
             partial |= any(self.status(ex) == "not run" for ex in kata.exercises)
@@ -102,8 +105,7 @@ class Progress:
         if self.broken:
             pass  # fixing the file comes first; the line above says so
         elif upcoming is not None:
-            kata = manifest.kata(upcoming.kata)
-            path = kata.stub_path(source_root).relative_to(manifest.root)
+            path = stub_path(manifest.kata(upcoming.kata))
             lines.append(msg.PROGRESS_NEXT.format(exercise=upcoming.qualname, path=path))
         elif partial:
             lines.append(msg.PROGRESS_PARTIAL)

@@ -65,6 +65,9 @@ class KataSession:
         except ValueError:
             return path
 
+    def stub_path(self, kata: Kata) -> Path:
+        return self.shown_path(kata.stub_path(self.source_root))
+
     def todo_line(self, excinfo: pytest.ExceptionInfo) -> str | None:
         """One line for a NotImplementedError raised by an untouched stub, else None."""
         if not excinfo.errisinstance(NotImplementedError) or not excinfo.traceback:
@@ -94,5 +97,6 @@ class KataSession:
         if not (self.progress.outcomes or self.progress.broken):
             return
         terminalreporter.write_sep("=", msg.PROGRESS_TITLE)
-        for line in self.progress.render(self.manifest, self.source_root, self.against_solutions):
+        lines = self.progress.render(self.manifest, self.stub_path, self.against_solutions)
+        for line in lines:
             terminalreporter.write_line(line)

@@ -7,7 +7,6 @@ so a failing example in a kata test shows exactly what was differentiated.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 
 import torch
@@ -23,13 +22,17 @@ UNARY: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 UNARY_TEXT = {"exp": "exp(tanh({}))"}
 
 
-@dataclass(frozen=True)
 class Expr:
-    """A smooth function of `arity` tensors, built from torch operations."""
+    """A smooth function of `arity` tensors, built from torch operations.
 
-    text: str
-    fn: Callable[..., torch.Tensor]
-    arity: int
+    A plain class, not a dataclass: Hypothesis prints dataclasses field by field,
+    and this one should print as the maths it computes.
+    """
+
+    __slots__ = ("text", "fn", "arity")
+
+    def __init__(self, text: str, fn: Callable[..., torch.Tensor], arity: int):
+        self.text, self.fn, self.arity = text, fn, arity
 
     def __call__(self, *xs: torch.Tensor) -> torch.Tensor:
         return self.fn(*xs)
@@ -45,7 +48,10 @@ def _variable(index: int, arity: int) -> Expr:
 
 
 def _affine(inner: Expr, scale: float, shift: float) -> Expr:
-    return Expr(f"({scale:g}*{inner.text} + {shift:g})", lambda *xs: scale * inner(*xs) + shift, inner.arity)
+    scaled = inner.text if scale == 1 else f"{scale:g}*{inner.text}"
+    sign = "-" if shift < 0 else "+"
+    text = f"({scaled} {sign} {abs(shift):g})" if shift else scaled
+    return Expr(text, lambda *xs: scale * inner(*xs) + shift, inner.arity)
 
 
 def _unary(name: str, inner: Expr) -> Expr:
@@ -88,9 +94,17 @@ def smooth_functions(arity: int = 1, max_leaves: int = 5) -> st.SearchStrategy[E
     base = st.recursive(_leaf(arity), extend, max_leaves=max_leaves)
     # Nonlinear at the top, so that the gradient is never a constant a learner could guess.
     functions = st.builds(_unary, st.sampled_from(sorted(UNARY)), base)
-    if arity == 1:
-        return functions
-    return st.builds(_uses_all, functions, st.just(arity))
+    if arity > 1:
+        functions = st.builds(_uses_all, functions, st.just(arity))
+    return _as_maths(functions)
+
+
+@st.composite
+def _as_maths(draw, functions: st.SearchStrategy[Expr]) -> Expr:
+    # A fresh object: Hypothesis prints what builds() made as the nested constructor calls,
+    # a new one by its own repr, `f(x) = ...`.
+    expr = draw(functions)
+    return Expr(expr.text, expr.fn, expr.arity)
 
 
 def _uses_all(expr: Expr, arity: int) -> Expr:

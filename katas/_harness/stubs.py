@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,9 @@ def stop_hypothesis_at_stubs(item: pytest.Item, session: KataSession) -> None:
     if inner is None or getattr(inner, "_katas_wrapped", False):
         return
 
+    @functools.wraps(inner)
     def inner_test(*args, **kwargs):
+        __tracebackhide__ = True
         try:
             return inner(*args, **kwargs)
         except NotImplementedError as err:
