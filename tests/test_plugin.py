@@ -307,3 +307,25 @@ def test_an_import_time_error_in_the_stub_names_the_file(project):
             "*NameError: name 'undefined_name' is not defined",
         ]
     )
+
+
+@pytest.mark.parametrize(("ci", "profile"), [(True, "ci"), (False, "katas")])
+def test_hypothesis_keeps_its_ci_profile_and_otherwise_drops_the_deadline(project, monkeypatch, ci, profile):
+    # Hypothesis picks its derandomized `ci` profile at import time, hence a subprocess.
+    for name in ("CI", "TF_BUILD"):
+        monkeypatch.delenv(name, raising=False)
+    if ci:
+        monkeypatch.setenv("CI", "true")
+    write(
+        project,
+        "tests/test_profile.py",
+        """
+        from hypothesis import settings
+
+        def test_profile():
+            current = settings.get_current_profile_name()
+            print("PROFILE", current, settings.default.deadline, settings.default.derandomize)
+        """,
+    )
+    result = project.runpytest_subprocess("tests", "-s")
+    result.stdout.fnmatch_lines([f"*PROFILE {profile} None {ci}*"])

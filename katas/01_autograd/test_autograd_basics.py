@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from katas._harness.strategies import points, smooth_functions
-from katas._harness.testing import Spy, expect_close, expect_float, expect_floats, fail
+from katas._harness.testing import Spy, expect_close, expect_float, expect_floats, fail, reference
 
 exercise = pytest.mark.exercise
 
@@ -24,15 +24,18 @@ def article_cubic(a):
     return a**3 + 4 * a**2 - 5 * a + 2
 
 
-def reference_grad(f, x: float) -> float:
-    """The derivative by autograd in float64: the tests' reference is the real library."""
-    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+# The tests' reference is autograd itself (the real library), in float64; `reference` also runs
+# it in float32 to size the tolerance, since learners compute in PyTorch's default float32.
+
+
+def reference_grad(f, x: float, dtype: torch.dtype = torch.float64) -> float:
+    t = torch.tensor(x, dtype=dtype, requires_grad=True)
     (grad,) = torch.autograd.grad(f(t), t)
     return grad.item()
 
 
-def reference_value(f, x: float) -> float:
-    return f(torch.tensor(x, dtype=torch.float64)).item()
+def reference_value(f, x: float, dtype: torch.dtype = torch.float64) -> float:
+    return f(torch.tensor(x, dtype=dtype)).item()
 
 
 # --- grad_at -----------------------------------------------------------------
@@ -59,12 +62,13 @@ def test_grad_at_gives_23_for_the_article_cubic_at_2():
 def test_grad_at_matches_autograd_for_random_functions(f, x):
     call = f"grad_at(f, {x}) with {f!r}"
     got = expect_float(ab.grad_at(f, x), call=call)
+    (expected,), atol = reference(lambda dtype: [reference_grad(f, x, dtype)])
     expect_close(
         got,
-        reference_grad(f, x),
+        expected,
         call=call,
         rtol=1e-4,
-        atol=1e-5,
+        atol=atol,
         mistakes=[("you returned f(x), the value, not its derivative", reference_value(f, x))],
     )
 
@@ -112,9 +116,13 @@ def test_partial_derivatives_match_autograd_for_random_functions(data, arity):
     point = data.draw(st.lists(points, min_size=arity, max_size=arity), label="point")
     call = f"partial_derivatives(f, {point}) with {f!r}"
     got = expect_floats(ab.partial_derivatives(f, point), arity, call=call)
-    inputs = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in point]
-    expected = [g.item() for g in torch.autograd.grad(f(*inputs), inputs)]
-    expect_close(got, expected, call=call, rtol=1e-4, atol=1e-5)
+
+    def partials(dtype):
+        inputs = [torch.tensor(v, dtype=dtype, requires_grad=True) for v in point]
+        return [g.item() for g in torch.autograd.grad(f(*inputs), inputs)]
+
+    expected, atol = reference(partials)
+    expect_close(got, expected, call=call, rtol=1e-4, atol=atol)
 
 
 @exercise("partial_derivatives")
@@ -195,8 +203,8 @@ def test_vector_jacobian_product_leaves_the_callers_tensor_alone():
 # --- first_and_second_derivative ------------------------------------------------
 
 
-def reference_derivatives(f, x: float) -> tuple[float, float]:
-    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+def reference_derivatives(f, x: float, dtype: torch.dtype = torch.float64) -> tuple[float, float]:
+    t = torch.tensor(x, dtype=dtype, requires_grad=True)
     (first,) = torch.autograd.grad(f(t), t, create_graph=True)
     (second,) = torch.autograd.grad(first, t)
     return first.item(), second.item()
@@ -226,13 +234,13 @@ def test_first_and_second_derivative_of_the_article_cubic():
 def test_first_and_second_derivative_match_autograd_for_random_functions(f, x):
     call = f"first_and_second_derivative(f, {x}) with {f!r}"
     got = expect_floats(ab.first_and_second_derivative(f, x), 2, call=call)
-    first, second = reference_derivatives(f, x)
+    (first, second), atol = reference(lambda dtype: reference_derivatives(f, x, dtype))
     expect_close(
         got,
         [first, second],
         call=call,
         rtol=1e-4,
-        atol=1e-4,
+        atol=atol,
         mistakes=[
             ("x.grad accumulated f' + f''; use torch.autograd.grad", [first, first + second]),
             ("you returned the first derivative twice", [first, first]),
@@ -288,9 +296,9 @@ def test_gradient_history_is_constant_when_zeroed():
 def test_gradient_history_for_random_functions(f, x, steps, zero_between):
     call = f"gradient_history(f, {x}, steps={steps}, zero_between={zero_between}) with {f!r}"
     got = expect_floats(ab.gradient_history(f, x, steps, zero_between), steps, call=call)
-    g = reference_grad(f, x)
+    (g,), atol = reference(lambda dtype: [reference_grad(f, x, dtype)])
     expected = [g] * steps if zero_between else [g * (i + 1) for i in range(steps)]
-    expect_close(got, expected, call=call, rtol=1e-4, atol=1e-5)
+    expect_close(got, expected, call=call, rtol=1e-4, atol=atol * steps)
 
 
 # --- clamp_weights_ ------------------------------------------------------------------
@@ -392,14 +400,20 @@ def test_detached_product_grad_treats_g_as_a_constant():
 def test_detached_product_grad_for_random_functions(f, g, x):
     call = f"detached_product_grad(f, g, {x}) with {f!r} and g: {g!r}"
     got = expect_float(ab.detached_product_grad(f, g, x), call=call)
-    fx, gx = reference_value(f, x), reference_value(g, x)
-    df, dg = reference_grad(f, x), reference_grad(g, x)
+
+    def parts(dtype):
+        return [reference_value(f, x, dtype), reference_value(g, x, dtype)] + [
+            reference_grad(f, x, dtype),
+            reference_grad(g, x, dtype),
+        ]
+
+    (fx, gx, df, dg), atol = reference(parts)
     expect_close(
         got,
         df * gx,
         call=call,
         rtol=1e-4,
-        atol=1e-5,
+        atol=atol * (1 + abs(gx) + abs(df)),
         mistakes=[
             ("the gradient also flowed through g: call .detach() on g(x)", df * gx + fx * dg),
             ("you detached f instead of g", fx * dg),
@@ -436,15 +450,18 @@ def test_intermediate_grad_of_sin_of_square():
 def test_intermediate_grad_for_random_functions(inner, outer, x):
     call = f"intermediate_grad(inner, outer, {x}) with inner: {inner!r} and outer: {outer!r}"
     got = expect_floats(ab.intermediate_grad(inner, outer, x), 2, call=call)
-    h = reference_value(inner, x)
-    dl_dh = reference_grad(outer, h)
-    dl_dx = dl_dh * reference_grad(inner, x)
+
+    def grads(dtype):
+        dl_dh = reference_grad(outer, reference_value(inner, x, dtype), dtype)
+        return [dl_dh, dl_dh * reference_grad(inner, x, dtype)]
+
+    (dl_dh, dl_dx), atol = reference(grads)
     expect_close(
         got,
         [dl_dh, dl_dx],
         call=call,
         rtol=1e-4,
-        atol=1e-5,
+        atol=atol,
         mistakes=[
             ("the pair is swapped: return (dL/dh, dL/dx)", [dl_dx, dl_dh]),
             (
@@ -595,16 +612,19 @@ def test_per_loss_grads_for_random_heads(trunk, heads, x):
         why="Run the shared trunk once and backpropagate each head "
         "through it, keeping its graph alive with retain_graph=True.",
     )
-    h = reference_value(trunk, x)
-    dtrunk = reference_grad(trunk, x)
-    expected = [reference_grad(head, h) * dtrunk for head in heads]
+
+    def grads(dtype):
+        h, dtrunk = reference_value(trunk, x, dtype), reference_grad(trunk, x, dtype)
+        return [reference_grad(head, h, dtype) * dtrunk for head in heads]
+
+    expected, atol = reference(grads)
     running = [sum(expected[: i + 1]) for i in range(len(expected))]
     expect_close(
         got,
         expected,
         call=call,
         rtol=1e-4,
-        atol=1e-5,
+        atol=atol,
         mistakes=[
             (
                 "each gradient includes the ones before it: x.grad accumulates across "

@@ -6,7 +6,7 @@ expected, and, when the wrong answer matches a known mistake, its likely cause.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pytest
@@ -83,6 +83,21 @@ def expect_close(
     if note:
         lines.append(note)
     fail("\n".join(lines))
+
+
+def reference(
+    compute: Callable[[torch.dtype], Sequence[float]], atol: float = 1e-6
+) -> tuple[list[float], float]:
+    """The float64 result of `compute(dtype)`, and an absolute tolerance for float32 answers.
+
+    A correct answer computed in float32 (PyTorch's default) can differ from the float64
+    reference by more than any fixed tolerance where the function is ill-conditioned
+    (sin of a large argument, say). Running `compute` in float32 too measures that gap.
+    """
+    exact = [float(v) for v in compute(torch.float64)]
+    rough = [float(v) for v in compute(torch.float32)]
+    gap = max((abs(a - b) for a, b in zip(exact, rough, strict=True)), default=0.0)
+    return exact, atol + 4 * gap
 
 
 def expect_float(value: Any, *, call: str) -> float:
