@@ -409,10 +409,8 @@ def test_detached_product_grad_for_random_functions(f, g, x):
     got = expect_float(ab.detached_product_grad(f, g, x), call=call)
 
     def parts(dtype):
-        return [reference_value(f, x, dtype), reference_value(g, x, dtype)] + [
-            reference_grad(f, x, dtype),
-            reference_grad(g, x, dtype),
-        ]
+        values = [reference_value(f, x, dtype), reference_value(g, x, dtype)]
+        return values + [reference_grad(f, x, dtype), reference_grad(g, x, dtype)]
 
     (fx, gx, df, dg), atol = reference(parts)
     expect_close(

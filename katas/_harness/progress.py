@@ -100,11 +100,11 @@ class Progress:
                 lines.append(msg.PROGRESS_BROKEN.format(kata=kata.name, path=stub_path(kata)))
                 continue
             lines.extend(self._render_kata(kata, tallies))
-            partial |= any(self.status(ex) == "not run" for ex in kata.exercises)
-        upcoming = self.next_exercise(manifest)
+            partial |= any(tallies.get(ex.qualname, Tally()).status == "not run" for ex in kata.exercises)
         if self.broken:
-            pass  # fixing the file comes first; the line above says so
-        elif upcoming is not None:
+            return lines  # fixing the file comes first; its line above says so
+        upcoming = self.next_exercise(manifest)
+        if upcoming is not None:
             path = stub_path(manifest.kata(upcoming.kata))
             lines.append(msg.PROGRESS_NEXT.format(exercise=upcoming.qualname, path=path))
         elif partial:
