@@ -70,6 +70,14 @@ def test_a_signature_that_differs_from_the_solution_is_reported(copy):
     assert "grad_at: signature differs from the solution's" in only_problem(copy)
 
 
+def test_a_public_name_only_the_solution_has_is_reported(copy):
+    path = copy / f"solutions/{KATA}/{MODULE}.py"
+    path.write_text(
+        path.read_text(encoding="utf-8") + "\n\ndef helper() -> int:\n    return 1\n", encoding="utf-8"
+    )
+    assert "public names ['helper'] are not in the stub" in only_problem(copy)
+
+
 def test_a_stub_without_docs_link_example_or_hints_is_reported(copy):
     edit(copy / f"katas/{KATA}/{MODULE}.py", "    >>> grad_at(lambda x: x**2 + 3*x + 2, 1.0)\n    5.0\n", "")
     edit(

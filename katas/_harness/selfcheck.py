@@ -69,6 +69,12 @@ def _kata_problems(root: Path, kata: Kata) -> list[str]:
             f"katas/{kata.name}/{stub.name}: public functions {list(stub_funcs)} must be the manifest's "
             f"exercises in order, {names}"
         )
+    extra = sorted(set(solution_funcs) - set(stub_funcs))
+    if extra:
+        found.append(
+            f"solutions/{kata.name}/{stub.name}: public names {extra} are not in the stub; "
+            "prefix helpers with _ or add them to the stub"
+        )
     for name, func in stub_funcs.items():
         where = f"katas/{kata.name}/{stub.name}:{func.lineno} {name}"
         found.extend(f"{where}: {p}" for p in _stub_problems(func))
