@@ -1,7 +1,5 @@
 import pytest
 
-pytest_plugins = ["pytester"]
-
 # Per-test limit for the project's own tests. Not set in pyproject.toml: there it would
 # also print pytest-timeout's header lines in every learner's kata run.
 PROJECT_TEST_TIMEOUT = 300

@@ -322,8 +322,10 @@ def test_hypothesis_keeps_its_ci_profile_and_otherwise_drops_the_deadline(projec
         """
         from hypothesis import settings
 
+        from katas._harness.plugin import current_profile
+
         def test_profile():
-            current = settings.get_current_profile_name()
+            current = current_profile()
             print("PROFILE", current, settings.default.deadline, settings.default.derandomize)
         """,
     )
