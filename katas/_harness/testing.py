@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch.testing import assert_close as _assert_close
 
 Mistakes = Iterable[tuple[str, Any]]
 
@@ -83,6 +84,59 @@ def expect_close(
     if note:
         lines.append(note)
     fail("\n".join(lines))
+
+
+def expect_tensor_close(
+    actual: Any,
+    expected: torch.Tensor,
+    *,
+    call: str,
+    rtol: float | None = None,
+    atol: float | None = None,
+    check_dtype: bool = True,
+    mistakes: Mistakes = (),
+    note: str = "",
+) -> None:
+    """Fail unless the tensor `actual` equals `expected` under torch.testing.assert_close.
+
+    Shape, dtype (unless check_dtype=False) and device must match; values within
+    rtol/atol (assert_close's dtype defaults when both are None: 1.3e-6/1e-5 for
+    float32). `mistakes` works as in expect_close: the first wrong value that
+    `actual` matches names the likely cause.
+    """
+    if actual is None:
+        fail(f"Called {call}.\nIt returned None. Did you forget the `return` statement?")
+    if not isinstance(actual, torch.Tensor):
+        fail(f"Called {call}.\nIt returned {show(actual)} ({type(actual).__name__}); a tensor is asked for.")
+    try:
+        _assert_close(actual.detach(), expected.detach(), rtol=rtol, atol=atol, check_dtype=check_dtype)
+        return
+    except AssertionError as err:
+        detail = str(err).strip()
+    lines = [f"Called {call}.", f"It returned {show(actual)}, but the tests expected {show(expected)}."]
+    lines.append(detail)
+    for cause, wrong in mistakes:
+        if _matches(actual, wrong, rtol, atol):
+            lines.append(f"Likely cause: {cause}")
+            break
+    if note:
+        lines.append(note)
+    fail("\n".join(lines))
+
+
+def _matches(actual: torch.Tensor, wrong: Any, rtol: float | None, atol: float | None) -> bool:
+    try:
+        _assert_close(
+            actual.detach(),
+            torch.as_tensor(_detached(wrong)),
+            rtol=rtol,
+            atol=atol,
+            check_dtype=False,
+            check_device=False,
+        )
+    except (AssertionError, TypeError, ValueError, RuntimeError):
+        return False
+    return True
 
 
 def reference(
