@@ -69,17 +69,27 @@ class KataSession:
         return self.shown_path(kata.stub_path(self.source_root))
 
     def todo_line(self, excinfo: pytest.ExceptionInfo) -> str | None:
-        """One line for a NotImplementedError raised by an untouched stub, else None."""
-        if not excinfo.errisinstance(NotImplementedError) or not excinfo.traceback:
+        """One line for a NotImplementedError raised by an untouched stub, else None.
+
+        An error carried over from another process (a DataLoader worker, a
+        distributed rank) names its origin in `stub_origin = (path, function)`.
+        """
+        if not excinfo.errisinstance(NotImplementedError):
             return None
-        frame = excinfo.traceback[-1]
-        kata = self.stub_files.get(Path(frame.path).resolve())
+        origin = getattr(excinfo.value, "stub_origin", None)
+        if origin is None:
+            if not excinfo.traceback:
+                return None
+            frame = excinfo.traceback[-1]
+            origin = (frame.path, _qualified_name(frame))
+        path, function = Path(origin[0]), origin[1]
+        kata = self.stub_files.get(path.resolve())
         if kata is None:
             return None
-        function = frame.name
-        exercise = next((ex.qualname for ex in kata.exercises if ex.name == function), kata.name)
-        path = self.shown_path(Path(frame.path))
-        return msg.TODO_LINE.format(function=function, path=path, exercise=exercise)
+        names = {ex.name for ex in kata.exercises}
+        exercise_name = function if function in names else function.split(".")[0]
+        exercise = next((ex.qualname for ex in kata.exercises if ex.name == exercise_name), kata.name)
+        return msg.TODO_LINE.format(function=function, path=self.shown_path(path), exercise=exercise)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed and report.nodeid:
@@ -100,3 +110,12 @@ class KataSession:
         lines = self.progress.render(self.manifest, self.stub_path, self.against_solutions)
         for line in lines:
             terminalreporter.write_line(line)
+
+
+def _qualified_name(entry) -> str:
+    """`Class.method` for a method of a class stub, else the plain function name."""
+    qualname = getattr(entry.frame.code.raw, "co_qualname", None)  # Python 3.11+
+    if qualname is not None:
+        return qualname
+    owner = entry.frame.f_locals.get("self")
+    return entry.name if owner is None else f"{type(owner).__name__}.{entry.name}"
