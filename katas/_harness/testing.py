@@ -6,7 +6,9 @@ expected, and, when the wrong answer matches a known mistake, its likely cause.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -174,6 +176,25 @@ def expect_floats(values: Any, length: int, *, call: str) -> list[float]:
     if len(values) != length:
         fail(f"Called {call}.\nIt returned {len(values)} values, {show(list(values))}; expected {length}.")
     return [expect_float(v, call=call) for v in values]
+
+
+_TRACEBACK_ENTRY = re.compile(r'File "([^"]+)", line \d+, in (\S+)')
+
+
+@contextmanager
+def carried_stub_errors() -> Iterator[None]:
+    """Let an untouched stub reached in another process (a DataLoader worker) show its TODO line.
+
+    Such an error arrives re-raised with the worker's traceback as text; its last
+    entry names the stub file and function, which the harness needs.
+    """
+    try:
+        yield
+    except NotImplementedError as err:
+        entries = _TRACEBACK_ENTRY.findall(str(err))
+        if entries and getattr(err, "stub_origin", None) is None:
+            err.stub_origin = entries[-1]
+        raise
 
 
 class Spy:
