@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import bench, hints, selfcheck
+from . import bench, hints, pristine, selfcheck
+from . import messages as msg
 from .manifest import PROJECT_ROOT, ManifestError, UnknownExercise, load
 
 EXIT_USAGE = 2
@@ -53,6 +54,55 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .listing import gather, render
+
+    manifest = load(args.root)
+    for line in render(manifest, gather(manifest, rerun=args.rerun)):
+        print(line)
+    return 0
+
+
+def _cmd_reset(args: argparse.Namespace) -> int:
+    from . import reset
+
+    def confirm(question: str) -> bool:
+        if not sys.stdin.isatty():
+            raise reset.ResetError(msg.RESET_NEEDS_CONFIRMATION)
+        return input(question).strip().lower() in ("y", "yes")
+
+    try:
+        lines = reset.run(load(args.root), args.target, yes=args.yes, confirm=confirm)
+    except reset.ResetError as err:
+        return _error(str(err))
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from .watch import Watcher, should_clear
+
+    manifest = load(args.root)
+    kata = None
+    if args.kata is not None:
+        name = args.kata.removeprefix("katas/").rstrip("/")
+        try:
+            kata = manifest.kata(name)
+        except UnknownExercise as err:
+            close = f"; did you mean: {', '.join(err.suggestions)}?" if err.suggestions else ""
+            names = ", ".join(k.name for k in manifest.katas)
+            return _error(f"no kata named '{args.kata}'{close} (katas: {names})")
+    clear = should_clear(sys.stdout) and not args.no_clear
+    return Watcher(manifest, kata, clear=clear, timeout=args.timeout).run(once=args.once)
+
+
+def _cmd_snapshot(args: argparse.Namespace) -> int:
+    written = pristine.write(load(args.root), args.root / "katas" / "_harness" / pristine.SNAPSHOT.name)
+    print(f"saved the pristine copy of {len(written)} stub file(s) for `reset`")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     return bench.run(args.root, args.kata, args.runs, args.solutions)
 
@@ -69,8 +119,31 @@ def build_parser() -> argparse.ArgumentParser:
     hint.add_argument("--all", action="store_true", help="show every hint at once")
     hint.set_defaults(func=_cmd_hint)
 
+    list_cmd = commands.add_parser("list", help="every kata and exercise: done, failing or todo")
+    list_cmd.add_argument("--rerun", action="store_true", help="run every changed kata's tests again")
+    list_cmd.set_defaults(func=_cmd_list)
+
+    watch = commands.add_parser("watch", help="re-run a kata on every save (default: the first unfinished)")
+    watch.add_argument("kata", nargs="?")
+    watch.add_argument("--timeout", type=float, default=30.0, help="stop a run after this many seconds")
+    watch.add_argument("--no-clear", action="store_true", help="do not clear the screen between runs")
+    watch.add_argument("--once", action="store_true", help="run once, show the result and exit")
+    watch.set_defaults(func=_cmd_watch)
+
+    reset_cmd = commands.add_parser(
+        "reset", help="restore the untouched stub of a kata or one exercise (asks first)"
+    )
+    reset_cmd.add_argument("target", metavar="KATA_OR_EXERCISE")
+    reset_cmd.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset_cmd.set_defaults(func=_cmd_reset)
+
     check = commands.add_parser("check", help="(maintainers) validate the manifest against the kata files")
     check.set_defaults(func=_cmd_check)
+
+    snapshot = commands.add_parser(
+        "snapshot", help="(maintainers) save the stubs as the copy `reset` restores"
+    )
+    snapshot.set_defaults(func=_cmd_snapshot)
 
     bench_cmd = commands.add_parser("bench", help="(maintainers) time a kata run against importing torch")
     bench_cmd.add_argument("--kata", default="01_autograd")

@@ -27,7 +27,7 @@ PROGRESS_NEXT = "Next: {exercise} in {path}  (hint: python -m katas hint {exerci
 PROGRESS_ALL_DONE = "All exercises in this run are done. On to the next kata!"
 PROGRESS_PARTIAL = "Some exercises were not run (deselected); run the whole kata to see them."
 
-STATUS_MARKS = {"done": "✓", "failing": "✗", "todo": "·", "skipped": "-", "not run": "?"}
+STATUS_MARKS = {"done": "✓", "failing": "✗", "todo": "·", "skipped": "-", "not run": "?", "broken": "!"}
 
 UNMARKED_TEST = (
     "{nodeid}: kata tests need @pytest.mark.exercise(NAME) with NAME an exercise of "
@@ -38,3 +38,50 @@ UNKNOWN_KATA_DIR = (
     "or move the tests out of katas/"
 )
 UNKNOWN_EXERCISE_OPTION = "--exercise {name!r} matches no exercise{close}"
+
+LIST_RUNNING = "running the tests of {katas} (changed since their last run)..."
+LIST_BROKEN = "broken: the file does not import (run pytest on the kata to see why)"
+LIST_OVERALL = "Overall: {done}/{total} exercises done ({percent}%)"
+LIST_ALL_DONE = "Every exercise is done. Congratulations!"
+
+RESET_CONFIRM = (
+    "Reset {what} to its untouched stub? This replaces your code in {path} (a backup is kept). [y/N] "
+)
+RESET_NEEDS_CONFIRMATION = (
+    "reset asks before replacing your code; run it in a terminal, or pass --yes to skip asking"
+)
+RESET_CANCELLED = "Nothing was changed."
+RESET_NOTHING = "{what} is already the untouched stub in {path}; nothing to reset."
+RESET_DONE = "Reset {what} in {path}."
+RESET_BACKUP = "Your previous version is saved in {backup}"
+RESET_UNKNOWN = "'{target}' is neither a kata nor an exercise; {hint}"
+RESET_DID_YOU_MEAN = "did you mean: {names}?"
+RESET_NAMING = "name a kata (e.g. 01_autograd) or an exercise (KATA/FUNCTION, e.g. 01_autograd/grad_at)"
+RESET_NO_PRISTINE = "no pristine copy of {path} in katas/_harness/pristine_stubs.json; reinstall torch-katas"
+RESET_SYNTAX_ERROR = (
+    "{path} has a syntax error at line {line}, so one function cannot be located; "
+    "fix it, or reset the whole kata: python -m katas reset {kata}"
+)
+RESET_MISSING_DEFINITION = (
+    "{name} is not defined in your file any more; "
+    "reset the whole kata to get it back: python -m katas reset {kata}"
+)
+
+WATCH_HEADER = "torch-katas watch: {kata}  {done}/{total} done   [run {run}, {seconds:.2f} s]{state}"
+WATCH_CHECKING = "  checking the other exercises..."
+WATCH_FOOTER = "Watching {folder} - save a file to run again, Ctrl-C to stop."
+WATCH_HINT = "Stuck? python -m katas hint {exercise}"
+WATCH_PASSED = "✓ {exercise} passes."
+WATCH_KATA_DONE = "✓ Every exercise of {kata} is done."
+WATCH_ALL_DONE = "Every exercise of every kata is done. Congratulations!"
+WATCH_STOPPED = "Stopped watching."
+WATCH_TIMEOUT = (
+    "The run took longer than {seconds:.0f} s and was stopped. An infinite loop in your code? "
+    "Save to run again."
+)
+WATCH_CRASH_SIGNAL = "The test run crashed ({signal}). Save to run again."
+WATCH_CRASH_EXIT = (
+    "The test run ended without a result (exit status {code}): does your code call sys.exit() or "
+    "os._exit()? Save to run again."
+)
+WATCH_CUT = "... ({count} more lines; run pytest on the kata for the full report)"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from . import messages as msg
+from . import record
 from .importer import KataModuleFinder
 from .manifest import Kata, Manifest, UnknownExercise
 from .progress import Progress
@@ -101,6 +102,26 @@ class KataSession:
         recorded = outcome_of(report)
         if recorded is not None:
             self.progress.record(report.nodeid, *recorded)
+
+    def pytest_sessionfinish(self) -> None:
+        if self.source_root.resolve() == self.katas_dir.resolve():  # the learner's own stubs
+            record.update(self.manifest.root, self._results(), self.katas_dir)
+
+    def _results(self) -> dict[Kata, dict[str, dict]]:
+        tallies = self.progress.tallies
+        results: dict[Kata, dict[str, dict]] = {}
+        for kata in self.manifest.katas:
+            if kata.name in self.progress.broken:
+                results[kata] = {
+                    ex.name: {"status": record.BROKEN, "detail": record.BROKEN} for ex in kata.exercises
+                }
+                continue
+            ran = {ex.name: tallies[ex.qualname] for ex in kata.exercises if ex.qualname in tallies}
+            if ran:
+                results[kata] = {
+                    name: {"status": t.status, "detail": t.describe()} for name, t in ran.items()
+                }
+        return results
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter) -> None:

@@ -1,0 +1,114 @@
+"""`python -m katas list`: every exercise's status, running only the tests it must.
+
+An exercise whose function still reads as the pristine stub is todo without a
+run; one whose kata files are unchanged since the last kata run keeps that
+run's result (katas/_harness/record.py); only the rest are tested, in-process.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import messages as msg
+from . import pristine, record
+from .manifest import Kata, Manifest
+from .progress import Tally
+
+
+@dataclass(frozen=True)
+class Status:
+    status: str  # done, failing, todo, skipped, not run or broken
+    detail: str
+
+
+TODO = Status("todo", "todo")
+
+
+def gather(manifest: Manifest, *, rerun: bool = False) -> dict[str, Status]:
+    root = manifest.root
+    katas_dir = root / "katas"
+    clean, state = pristine.read(), record.read(root)
+    found: dict[str, Status] = {}
+    stale: list[Kata] = []
+    for kata in manifest.katas:
+        known = {} if rerun else record.known(root, kata, katas_dir, state)
+        current = _text(kata.stub_path(katas_dir))
+        original = clean.get(pristine.relative_path(kata))
+        for ex in kata.exercises:
+            entry = known.get(ex.name)
+            if isinstance(entry, dict) and {"status", "detail"} <= entry.keys():
+                found[ex.qualname] = Status(str(entry["status"]), str(entry["detail"]))
+            elif (
+                current is not None
+                and original is not None
+                and pristine.untouched(current, original, ex.name)
+            ):
+                found[ex.qualname] = TODO
+            elif kata not in stale:
+                stale.append(kata)
+    if stale:
+        found.update(_run(manifest, stale))
+    return found
+
+
+def _run(manifest: Manifest, katas: list[Kata]) -> dict[str, Status]:
+    from .runner import run_pytest  # imports pytest (and the tests import torch) only when needed
+
+    names = ", ".join(k.name for k in katas)
+    print(msg.LIST_RUNNING.format(katas=names), file=sys.stderr, flush=True)
+    root = manifest.root
+    result = run_pytest(
+        [*(str(root / "katas" / k.name) for k in katas), f"--rootdir={root}", f"--katas-root={root}"]
+    )
+    broken = {nodeid.split("/")[1] for nodeid, _ in result.errors if nodeid.startswith("katas/")}
+    tallies: dict[str, Tally] = {}
+    for outcome in result.outcomes.values():
+        tally = tallies.setdefault(outcome.exercise, Tally())
+        setattr(tally, outcome.outcome, getattr(tally, outcome.outcome) + 1)
+    found = {}
+    for kata in katas:
+        for ex in kata.exercises:
+            if kata.name in broken:
+                found[ex.qualname] = Status(record.BROKEN, msg.LIST_BROKEN)
+            else:
+                tally = tallies.get(ex.qualname, Tally())
+                found[ex.qualname] = Status(tally.status, tally.describe())
+    return found
+
+
+def render(manifest: Manifest, statuses: dict[str, Status]) -> list[str]:
+    lines = [msg.PROGRESS_TITLE]
+    done_total = 0
+    upcoming = None
+    for kata in manifest.katas:
+        done = sum(statuses[ex.qualname].status == "done" for ex in kata.exercises)
+        done_total += done
+        lines.append(msg.PROGRESS_KATA_LINE.format(kata=kata.name, done=done, total=len(kata.exercises)))
+        width = max(len(ex.name) for ex in kata.exercises)
+        for ex in kata.exercises:
+            status = statuses[ex.qualname]
+            mark = msg.STATUS_MARKS.get(status.status, "?")
+            lines.append(
+                msg.PROGRESS_EXERCISE_LINE.format(mark=mark, name=ex.name, width=width, status=status.detail)
+            )
+            if upcoming is None and status.status != "done":
+                upcoming = ex
+    total = len(manifest.exercises)
+    lines.append(
+        msg.LIST_OVERALL.format(done=done_total, total=total, percent=100 * done_total // max(total, 1))
+    )
+    if upcoming is None:
+        lines.append(msg.LIST_ALL_DONE)
+    else:
+        path = f"katas/{upcoming.kata}/{manifest.kata(upcoming.kata).module}.py"
+        lines.append(msg.PROGRESS_NEXT.format(exercise=upcoming.qualname, path=path))
+    return lines
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None

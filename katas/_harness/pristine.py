@@ -1,0 +1,85 @@
+"""The untouched stubs, kept apart from the learner's copies so `reset` can restore them.
+
+katas/_harness/pristine_stubs.json maps each stub's path to its text. Maintainers
+refresh it with `python -m katas snapshot` after changing a stub; the project's
+tests fail while it is stale.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+from .manifest import Kata, Manifest
+
+SNAPSHOT = Path(__file__).with_name("pristine_stubs.json")
+
+
+def relative_path(kata: Kata) -> str:
+    return f"katas/{kata.name}/{kata.module}.py"
+
+
+def read(snapshot: Path = SNAPSHOT) -> dict[str, str]:
+    try:
+        data = json.loads(snapshot.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def write(manifest: Manifest, snapshot: Path = SNAPSHOT) -> list[str]:
+    """Snapshot every kata's current stub file; returns the paths written."""
+    stubs = {
+        relative_path(k): k.stub_path(manifest.root / "katas").read_text(encoding="utf-8")
+        for k in manifest.katas
+    }
+    snapshot.write_text(json.dumps(stubs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return list(stubs)
+
+
+def stale(manifest: Manifest, snapshot: Path = SNAPSHOT) -> list[str]:
+    """Stub files whose text differs from the snapshot (or that it lacks)."""
+    stubs = read(snapshot)
+    return [
+        relative_path(k)
+        for k in manifest.katas
+        if stubs.get(relative_path(k)) != _text(k.stub_path(manifest.root / "katas"))
+    ]
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def definitions(source: str) -> dict[str, tuple[int, int]]:
+    """Top-level functions and classes of `source`: name -> (first line, last line), 1-based.
+
+    The first line includes decorators. Raises SyntaxError for a file that does not parse.
+    """
+    spans = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            spans[node.name] = (first, node.end_lineno or node.lineno)
+    return spans
+
+
+def segment(source: str, name: str) -> str | None:
+    span = definitions(source).get(name)
+    if span is None:
+        return None
+    lines = source.splitlines(keepends=True)
+    return "".join(lines[span[0] - 1 : span[1]])
+
+
+def untouched(current: str, pristine: str, name: str) -> bool:
+    """True when the definition `name` reads exactly as in the pristine stub."""
+    try:
+        mine = segment(current, name)
+    except SyntaxError:
+        return False
+    return mine is not None and mine == segment(pristine, name)
