@@ -98,13 +98,23 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
-    written = pristine.write(load(args.root), args.root / "katas" / "_harness" / pristine.SNAPSHOT.name)
+    written = pristine.write(load(args.root))
     print(f"saved the pristine copy of {len(written)} stub file(s) for `reset`")
     return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    return bench.run(args.root, args.kata, args.runs, args.solutions)
+    code = 0
+    if args.only in (None, "kata"):
+        code |= bench.run(args.root, args.kata, args.runs, args.solutions)
+    if args.only in (None, "tools"):
+        import tempfile
+
+        from . import bench_tools
+
+        with tempfile.TemporaryDirectory(prefix="katas-bench-") as workdir:
+            code |= bench_tools.run(args.root, args.kata, args.saves, args.runs, Path(workdir))
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cmd.add_argument("--kata", default="01_autograd")
     bench_cmd.add_argument("--runs", type=int, default=7)
     bench_cmd.add_argument("--solutions", action="store_true", help="time the run against solutions/")
+    bench_cmd.add_argument("--saves", type=int, default=12, help="saves timed in watch")
+    bench_cmd.add_argument("--only", choices=["kata", "tools"], help="the kata run, or the learner tools")
     bench_cmd.set_defaults(func=_cmd_bench)
     return parser
 

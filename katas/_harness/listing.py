@@ -29,7 +29,7 @@ TODO = Status("todo", "todo")
 def gather(manifest: Manifest, *, rerun: bool = False) -> dict[str, Status]:
     root = manifest.root
     katas_dir = root / "katas"
-    clean, state = pristine.read(), record.read(root)
+    clean, state = pristine.read(root), record.read(root)
     found: dict[str, Status] = {}
     stale: list[Kata] = []
     for kata in manifest.katas:

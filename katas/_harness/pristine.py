@@ -13,34 +13,36 @@ from pathlib import Path
 
 from .manifest import Kata, Manifest
 
-SNAPSHOT = Path(__file__).with_name("pristine_stubs.json")
+SNAPSHOT = Path("katas") / "_harness" / "pristine_stubs.json"  # relative to the project root
 
 
 def relative_path(kata: Kata) -> str:
     return f"katas/{kata.name}/{kata.module}.py"
 
 
-def read(snapshot: Path = SNAPSHOT) -> dict[str, str]:
+def read(root: Path) -> dict[str, str]:
     try:
-        data = json.loads(snapshot.read_text(encoding="utf-8"))
+        data = json.loads((root / SNAPSHOT).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
 
 
-def write(manifest: Manifest, snapshot: Path = SNAPSHOT) -> list[str]:
+def write(manifest: Manifest) -> list[str]:
     """Snapshot every kata's current stub file; returns the paths written."""
     stubs = {
         relative_path(k): k.stub_path(manifest.root / "katas").read_text(encoding="utf-8")
         for k in manifest.katas
     }
-    snapshot.write_text(json.dumps(stubs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (manifest.root / SNAPSHOT).write_text(
+        json.dumps(stubs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return list(stubs)
 
 
-def stale(manifest: Manifest, snapshot: Path = SNAPSHOT) -> list[str]:
+def stale(manifest: Manifest) -> list[str]:
     """Stub files whose text differs from the snapshot (or that it lacks)."""
-    stubs = read(snapshot)
+    stubs = read(manifest.root)
     return [
         relative_path(k)
         for k in manifest.katas

@@ -40,7 +40,7 @@ class Plan:
 def plan(manifest: Manifest, target: str) -> Plan:
     kata, exercise = _resolve(manifest, target)
     path = kata.stub_path(manifest.root / "katas")
-    original = pristine.read().get(pristine.relative_path(kata))
+    original = pristine.read(manifest.root).get(pristine.relative_path(kata))
     if original is None:
         raise ResetError(msg.RESET_NO_PRISTINE.format(path=pristine.relative_path(kata)))
     try:

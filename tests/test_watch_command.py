@@ -1,0 +1,164 @@
+"""`python -m katas watch`: a real watcher process, real saves, the new result read back."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.project_copy import MANIFEST, ROOT, katas_command, make_copy, solve, stub_file
+
+WAIT = 60  # seconds; generous for a loaded CI machine
+
+
+class Watching:
+    """A `katas watch` process whose output is read as it comes."""
+
+    def __init__(self, copy, *args: str):
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "katas", "watch", *args, "--no-clear"],
+            cwd=copy,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def expect(self, text: str) -> str:
+        """Wait for a line containing `text`; return everything read up to it."""
+        deadline = time.monotonic() + WAIT
+        read: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            read.append(line)
+            self.seen.append(line)
+            if text in line:
+                return "".join(read)
+        raise AssertionError(f"watch never printed {text!r}; it printed:\n{''.join(self.seen)}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def copy(tmp_path):
+    return make_copy(tmp_path / "project")
+
+
+@pytest.fixture
+def watching(copy):
+    started = []
+
+    def start(*args: str) -> Watching:
+        started.append(Watching(copy, *args))
+        return started[-1]
+
+    yield start
+    for watcher in started:
+        watcher.stop()
+
+
+def save(path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def test_a_save_shows_the_current_exercise_result(copy, watching):
+    watcher = watching("01_autograd")
+    first = watcher.expect("Watching katas/01_autograd/")
+    assert "· 01_autograd/grad_at: todo" in first
+    assert "TODO: implement grad_at() in katas/01_autograd/autograd_basics.py" in first
+
+    solve(copy, "grad_at")
+    result = watcher.expect("· 01_autograd/partial_derivatives: todo")
+    assert "1/10 done" in result + watcher.expect("Watching")
+
+
+def test_a_wrong_answer_shows_its_failure_message_and_the_hint_command(copy, watching):
+    watcher = watching("01_autograd")
+    watcher.expect("Watching")
+    solve(copy, "grad_at")
+    stub = stub_file(copy)
+    save(stub, stub.read_text(encoding="utf-8").replace("return t.grad.item()", "return f(t).item()"))
+    shown = watcher.expect("Stuck? python -m katas hint 01_autograd/grad_at")
+    assert "✗ 01_autograd/grad_at: failing" in shown
+    assert "Likely cause: you returned f(1.0) = 6, the value, not the gradient" in shown
+
+
+def test_a_save_by_rename_is_seen(copy, watching):
+    """Editors like vim write a new file and rename it over the old one."""
+    watcher = watching("01_autograd")
+    watcher.expect("Watching")
+    stub = stub_file(copy)
+    solve(copy, "grad_at")
+    text = stub.read_text(encoding="utf-8")
+    solved_elsewhere = copy / "elsewhere.py"
+    save(solved_elsewhere, text)
+    save(stub, text.replace("return t.grad.item()", "raise NotImplementedError('grad_at')"))
+    watcher.expect("· 01_autograd/grad_at: todo")
+    time.sleep(0.3)
+    os.replace(stub, stub.with_name(stub.name + "~"))
+    os.replace(solved_elsewhere, stub)
+    watcher.expect("· 01_autograd/partial_derivatives: todo")
+
+
+def test_broken_files_are_shown_and_watching_goes_on(copy, watching):
+    watcher = watching("01_autograd", "--timeout", "4")
+    watcher.expect("Watching")
+    stub = stub_file(copy)
+    clean = stub.read_text(encoding="utf-8")
+
+    save(stub, clean + "\ndef oops(:\n")
+    assert "does not compile" in watcher.expect("Watching")
+
+    save(stub, clean.replace('raise NotImplementedError("grad_at")', "while True:\n        pass"))
+    assert "took longer than 4 s and was stopped" in watcher.expect("Watching")
+
+    save(stub, clean + "\nimport os\nos._exit(0)\n")
+    assert "ended without a result" in watcher.expect("Watching")
+
+    save(stub, clean)
+    assert "TODO: implement grad_at()" in watcher.expect("Watching")
+
+
+def test_ctrl_c_stops_cleanly(watching):
+    watcher = watching("01_autograd")
+    watcher.expect("Watching")
+    watcher.process.send_signal(signal.SIGINT)
+    watcher.expect("Stopped watching.")
+    assert watcher.process.wait(timeout=WAIT) == 0
+
+
+def test_without_a_kata_it_starts_at_the_first_unfinished_one(copy):
+    first = MANIFEST.katas[0]
+    solved = first.stub_path(ROOT / "solutions").read_text(encoding="utf-8")
+    save(first.stub_path(copy / "katas"), solved)
+    result = katas_command(copy, "watch", "--once", "--no-clear", timeout=WAIT * 2)
+    following = MANIFEST.katas[1].name
+    assert f"torch-katas watch: {following}" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 1  # that kata is not done
+
+
+def test_an_unknown_kata_is_one_line_and_exit_2(copy):
+    result = katas_command(copy, "watch", "01_autogard")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no kata named '01_autogard'; did you mean: 01_autograd?")
+    assert result.stderr.count("\n") == 1
