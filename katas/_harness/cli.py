@@ -97,6 +97,34 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     return Watcher(manifest, kata, clear=clear, timeout=args.timeout).run(once=args.once)
 
 
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from .grading import report
+    from .grading.run import Limits, grade
+
+    formats = [f for value in args.format or ["markdown"] for f in value.split(",") if f]
+    unknown = sorted(set(formats) - set(report.FORMATS))
+    if unknown:
+        return _error(f"unknown format {', '.join(unknown)}; choose from {', '.join(report.FORMATS)}")
+    outs = args.out or []
+    if len(outs) > len(formats) or (len(formats) > 1 and len(outs) != len(formats)):
+        return _error("give one --out FILE per --format, in the same order (or one format and no --out)")
+    if "junit" in formats and not outs:
+        return _error("--format junit needs --out FILE")
+    submission = Path(args.submission).resolve()
+    if not (submission / "katas").is_dir():
+        return _error(f"{args.submission} holds no katas/ folder; pass the root of a torch-katas submission")
+    limits = Limits(kata_timeout=args.kata_timeout, test_timeout=args.test_timeout, memory_mb=args.memory_mb)
+    result = grade(load(args.root), submission, limits)
+    if outs:
+        for fmt, out in zip(formats, outs, strict=True):
+            report.write(result, fmt, Path(out))
+        print(f"torch-katas: {result.points}/{result.max_points} points; wrote {', '.join(outs)}")
+    else:
+        print(report.render(result, formats[0]))
+    report.append_step_summary(result)
+    return 0
+
+
 def _cmd_snapshot(args: argparse.Namespace) -> int:
     written = pristine.write(load(args.root))
     print(f"saved the pristine copy of {len(written)} stub file(s) for `reset`")
@@ -149,6 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="(maintainers) validate the manifest against the kata files")
     check.set_defaults(func=_cmd_check)
+
+    grade_cmd = commands.add_parser("grade", help="grade a submission (default: this project)")
+    grade_cmd.add_argument("submission", nargs="?", default=".", metavar="SUBMISSION_DIR")
+    grade_cmd.add_argument(
+        "--format", action="append", help="json, gradescope, junit or markdown; repeat or comma-separate"
+    )
+    grade_cmd.add_argument("--out", action="append", metavar="FILE", help="one per --format, in order")
+    grade_cmd.add_argument("--kata-timeout", type=float, default=300.0, help="seconds of wall clock per kata")
+    grade_cmd.add_argument("--test-timeout", type=int, default=60, help="seconds per test")
+    grade_cmd.add_argument("--memory-mb", type=int, default=4096, help="address-space limit per kata")
+    grade_cmd.set_defaults(func=_cmd_grade)
 
     snapshot = commands.add_parser(
         "snapshot", help="(maintainers) save the stubs as the copy `reset` restores"

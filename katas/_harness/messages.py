@@ -57,7 +57,10 @@ RESET_BACKUP = "Your previous version is saved in {backup}"
 RESET_UNKNOWN = "'{target}' is neither a kata nor an exercise; {hint}"
 RESET_DID_YOU_MEAN = "did you mean: {names}?"
 RESET_NAMING = "name a kata (e.g. 01_autograd) or an exercise (KATA/FUNCTION, e.g. 01_autograd/grad_at)"
-RESET_NO_PRISTINE = "no pristine copy of {path} in katas/_harness/pristine_stubs.json; restore that file from the torch-katas repository"
+RESET_NO_PRISTINE = (
+    "no pristine copy of {path} in katas/_harness/pristine_stubs.json; "
+    "restore that file from the torch-katas repository"
+)
 RESET_SYNTAX_ERROR = (
     "{path} has a syntax error at line {line}, so one function cannot be located; "
     "fix it, or reset the whole kata: python -m katas reset {kata}"
