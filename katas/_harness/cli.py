@@ -110,11 +110,29 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         return _error("give one --out FILE per --format, in the same order (or one format and no --out)")
     if "junit" in formats and not outs:
         return _error("--format junit needs --out FILE")
+    from .grading.tree import locate
+
+    manifest = load(args.root)
     submission = Path(args.submission).resolve()
-    if not (submission / "katas").is_dir():
-        return _error(f"{args.submission} holds no katas/ folder; pass the root of a torch-katas submission")
-    limits = Limits(kata_timeout=args.kata_timeout, test_timeout=args.test_timeout, memory_mb=args.memory_mb)
-    result = grade(load(args.root), submission, limits)
+    if not any(locate(kata, submission).is_file() for kata in manifest.katas):
+        return _error(
+            f"{args.submission} holds no kata file; pass the root of a torch-katas project "
+            "(with katas/) or a folder of kata files such as autograd_basics.py"
+        )
+    limits = Limits(
+        kata_timeout=args.kata_timeout,
+        test_timeout=args.test_timeout,
+        memory_mb=args.memory_mb,
+        user=args.user,
+    )
+    if args.user is not None:
+        import pwd
+
+        try:
+            pwd.getpwnam(args.user)
+        except KeyError:
+            return _error(f"no user account named '{args.user}'; create it or leave out --user")
+    result = grade(manifest, submission, limits)
     if outs:
         for fmt, out in zip(formats, outs, strict=True):
             report.write(result, fmt, Path(out))
@@ -122,6 +140,32 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     else:
         print(report.render(result, formats[0]))
     report.append_step_summary(result)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .grading.export import ExportError, export
+
+    try:
+        files = export(load(args.root), Path(args.dest))
+    except ExportError as err:
+        return _error(str(err))
+    print(f"exported {len(files)} files to {args.dest}: no solutions, with .github/workflows/grade.yml")
+    return 0
+
+
+def _cmd_gradescope(args: argparse.Namespace) -> int:
+    import torch
+
+    from .grading.bundle import build
+    from .grading.export import ExportError
+
+    version = torch.__version__.split("+")[0]
+    try:
+        files = build(load(args.root), Path(args.dest), args.torch or version)
+    except ExportError as err:
+        return _error(str(err))
+    print(f"wrote {args.dest} ({len(files)} files): upload it as the autograder of a Gradescope assignment")
     return 0
 
 
@@ -187,7 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     grade_cmd.add_argument("--kata-timeout", type=float, default=300.0, help="seconds of wall clock per kata")
     grade_cmd.add_argument("--test-timeout", type=int, default=60, help="seconds per test")
     grade_cmd.add_argument("--memory-mb", type=int, default=4096, help="address-space limit per kata")
+    grade_cmd.add_argument(
+        "--user", help="run the submission's code as this unprivileged account (needs root)"
+    )
     grade_cmd.set_defaults(func=_cmd_grade)
+
+    export_cmd = commands.add_parser("export", help="a learner's copy: no solutions, with a grading workflow")
+    export_cmd.add_argument("dest", metavar="DEST")
+    export_cmd.set_defaults(func=_cmd_export)
+
+    gradescope = commands.add_parser("gradescope", help="a Gradescope autograder bundle (a .zip)")
+    gradescope.add_argument("dest", metavar="DEST.zip")
+    gradescope.add_argument("--torch", help="the torch version Gradescope installs (default: this one's)")
+    gradescope.set_defaults(func=_cmd_gradescope)
 
     snapshot = commands.add_parser(
         "snapshot", help="(maintainers) save the stubs as the copy `reset` restores"

@@ -15,6 +15,9 @@ import pytest
 import torch
 from torch.testing import assert_close as _assert_close
 
+# Bound once, before any learner code runs: replacing torch.isclose later changes nothing here.
+_isclose, _equal = torch.isclose, torch.equal
+
 Mistakes = Iterable[tuple[str, Any]]
 
 
@@ -51,7 +54,7 @@ def is_close(actual: Any, expected: Any, rtol: float = 1e-5, atol: float = 1e-6)
         e = torch.as_tensor(_detached(expected), dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):
         return False
-    return a.shape == e.shape and bool(torch.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True).all())
+    return a.shape == e.shape and bool(_isclose(a, e, rtol=rtol, atol=atol, equal_nan=True).all())
 
 
 def expect_close(
@@ -110,6 +113,8 @@ def expect_tensor_close(
         fail(f"Called {call}.\nIt returned None. Did you forget the `return` statement?")
     if not isinstance(actual, torch.Tensor):
         fail(f"Called {call}.\nIt returned {show(actual)} ({type(actual).__name__}); a tensor is asked for.")
+    if _quickly_close(actual, expected, rtol, atol, check_dtype):
+        return
     try:
         _assert_close(actual.detach(), expected.detach(), rtol=rtol, atol=atol, check_dtype=check_dtype)
         return
@@ -124,6 +129,35 @@ def expect_tensor_close(
     if note:
         lines.append(note)
     fail("\n".join(lines))
+
+
+# torch.testing.assert_close's default (rtol, atol) per dtype. Its first call imports
+# torch.distributed (0.6 s), so a match is confirmed with torch.isclose and assert_close
+# only explains a mismatch.
+_DEFAULT_TOLERANCES = {
+    torch.float16: (1e-3, 1e-5),
+    torch.bfloat16: (1.6e-2, 1e-5),
+    torch.float32: (1.3e-6, 1e-5),
+    torch.float64: (1e-7, 1e-7),
+}
+
+
+def _quickly_close(
+    actual: torch.Tensor, expected: torch.Tensor, rtol: float | None, atol: float | None, check_dtype: bool
+) -> bool:
+    if actual.shape != expected.shape or actual.device != expected.device or type(actual) is not torch.Tensor:
+        return False
+    if check_dtype and actual.dtype != expected.dtype:
+        return False
+    if rtol is None or atol is None:
+        default = _DEFAULT_TOLERANCES.get(expected.dtype)
+        if default is None:
+            return bool(_equal(actual, expected)) if actual.dtype == expected.dtype else False
+        rtol, atol = default
+    try:
+        return bool(_isclose(actual.detach(), expected.detach(), rtol=rtol, atol=atol).all())
+    except RuntimeError:
+        return False
 
 
 def _matches(actual: torch.Tensor, wrong: Any, rtol: float | None, atol: float | None) -> bool:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,25 +77,27 @@ class Limits:
     test_timeout: int = TEST_TIMEOUT
     memory_mb: int = MEMORY_MB
     jobs: int = 2
+    user: str | None = None  # run the submission's code as this (unprivileged) account
 
 
 def grade(manifest: Manifest, submission: Path, limits: Limits = Limits()) -> Grade:
     with tempfile.TemporaryDirectory(prefix="katas-grade-") as workdir:
         work = Path(workdir)
-        root = work / "tree"
-        tree.build(manifest, root)
-        _write_pristine_stubs(manifest, root)
-        tree_manifest = read(root)
-        expected = _collect(root, limits)
-        taken = {t.kata.name: t for t in tree.take_stubs(tree_manifest, submission, root)}
-        with ThreadPoolExecutor(max_workers=max(1, limits.jobs)) as pool:
-            scores = pool.map(
-                lambda kata: _grade_kata(
-                    root, work, kata, expected.get(kata.name, set()), taken[kata.name], limits
-                ),
-                tree_manifest.katas,
-            )
-            return Grade(list(scores))
+        work.chmod(0o755)
+        base = work / "tree"
+        tree.build(manifest, base)
+        _write_pristine_stubs(manifest, base)
+        expected = _collect(base, limits)
+        katas = read(base).katas
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, limits.jobs)) as pool:
+                return Grade(
+                    list(pool.map(lambda kata: _grade_kata(work, kata, submission, expected, limits), katas))
+                )
+        finally:
+            for folder in work.iterdir():
+                if folder.is_dir():
+                    tree.thaw(folder)  # so that the temporary folder can be removed
 
 
 def _write_pristine_stubs(manifest: Manifest, root: Path) -> None:
@@ -133,7 +137,7 @@ def _child_env(root: Path) -> dict[str, str]:
     return env
 
 
-def _limit_resources(memory_mb: int):
+def _limit_resources(memory_mb: int, user):
     def limit() -> None:
         import resource
 
@@ -141,20 +145,32 @@ def _limit_resources(memory_mb: int):
         size = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (size, size))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if user is not None:  # last: an unprivileged user cannot undo the limits above
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
 
     return limit if os.name == "posix" else None
 
 
 def _grade_kata(
-    root: Path, work: Path, kata: Kata, expected: set[str], taken: tree.Taken, limits: Limits
+    work: Path, kata: Kata, submission: Path, expected: dict[str, set[str]], limits: Limits
 ) -> KataScore:
-    import time
-
+    """One kata in its own copy of the tree, so that its code cannot reach another kata's tests."""
     started = time.perf_counter()
-    if taken.problem is not None:
-        return _zero(kata, taken.problem)
+    root = work / f"tree-{kata.name}"
+    shutil.copytree(work / "tree", root)
+    problem = tree.take_stub(kata, submission, root)
+    if problem is not None:
+        return _zero(kata, problem)
+    tree.freeze(root)
+    private = work / f"run-{kata.name}"  # the report and tmp_path: the only place the child may write
+    private.mkdir()
+    user = _account(limits.user)
+    if user is not None:
+        os.chown(private, user.pw_uid, user.pw_gid)
     secret = secrets.token_bytes(32)
-    report = work / f"{kata.name}.{secrets.token_hex(8)}.json"
+    report = private / f"report-{secrets.token_hex(8)}.json"
     read_end, write_end = os.pipe()
     os.write(write_end, json.dumps({"secret": secret.hex(), "report": str(report)}).encode())
     os.close(write_end)
@@ -174,8 +190,14 @@ def _grade_kata(
         "-rN",
         f"--hypothesis-profile={PROFILE}",
         f"--timeout={limits.test_timeout}",
+        f"--basetemp={private / 'tmp'}",
     ]
-    env = {**_child_env(root), SECRET_FD_ENV: str(read_end)}
+    env = {
+        **_child_env(root),
+        SECRET_FD_ENV: str(read_end),
+        "TMPDIR": str(private),
+        "HYPOTHESIS_STORAGE_DIRECTORY": str(private / ".hypothesis"),
+    }
     try:
         process = subprocess.Popen(
             command,
@@ -185,7 +207,7 @@ def _grade_kata(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            preexec_fn=_limit_resources(limits.memory_mb),
+            preexec_fn=_limit_resources(limits.memory_mb, user),
         )
     finally:
         os.close(read_end)
@@ -194,9 +216,24 @@ def _grade_kata(
     except subprocess.TimeoutExpired:
         _kill_group(process)
         return _zero(kata, f"stopped after {limits.kata_timeout:.0f} s (an infinite loop?)")
-    score = _score(kata, expected, report, secret, output.decode("utf-8", "replace"), process.returncode)
+    score = _score(
+        kata,
+        expected.get(kata.name, set()),
+        report,
+        secret,
+        output.decode("utf-8", "replace"),
+        process.returncode,
+    )
     score.seconds = time.perf_counter() - started
     return score
+
+
+def _account(name: str | None):
+    if name is None:
+        return None
+    import pwd
+
+    return pwd.getpwnam(name)
 
 
 def _kill_group(process: subprocess.Popen) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..manifest import Kata, Manifest
@@ -11,12 +10,6 @@ from ..manifest import Kata, Manifest
 MAX_STUB_BYTES = 1_000_000
 # Copied from the grader's checkout; never solutions/, never anything from the submission but stubs.
 TREE_FILES = ("conftest.py", "pyproject.toml")
-
-
-@dataclass(frozen=True)
-class Taken:
-    kata: Kata
-    problem: str | None  # why the submission's stub was not used, if it was not
 
 
 def build(manifest: Manifest, dest: Path) -> None:
@@ -29,19 +22,35 @@ def build(manifest: Manifest, dest: Path) -> None:
         shutil.copy2(root / name, dest / name)
 
 
-def take_stubs(manifest: Manifest, submission: Path, dest: Path) -> list[Taken]:
-    """Copy each kata's stub file from the submission into the tree, and nothing else."""
-    taken = []
-    for kata in manifest.katas:
-        source = kata.stub_path(submission / "katas")
-        target = kata.stub_path(dest / "katas")
-        problem = _unusable(source)
-        if problem is None:
-            target.write_bytes(source.read_bytes())
-        else:
-            target.unlink(missing_ok=True)  # no file: every test of the kata fails to import
-        taken.append(Taken(kata, problem))
-    return taken
+def take_stub(kata: Kata, submission: Path, dest: Path) -> str | None:
+    """Copy the kata's stub file, and nothing else, from the submission into the tree at `dest`.
+
+    Returns why the submission's file could not be used, or None.
+    """
+    source = locate(kata, submission)
+    problem = _unusable(source)
+    if problem is None:
+        kata.stub_path(dest / "katas").write_bytes(source.read_bytes())
+    return problem
+
+
+def locate(kata: Kata, submission: Path) -> Path:
+    """The kata's file in a project (katas/KATA/MODULE.py) or in a flat upload (MODULE.py)."""
+    in_project = kata.stub_path(submission / "katas")
+    flat = submission / f"{kata.module}.py"
+    return in_project if in_project.exists() or in_project.is_symlink() or not flat.exists() else flat
+
+
+def freeze(root: Path) -> None:
+    """Make the tree read-only (to another user; its owner could undo it)."""
+    for path in [root, *root.rglob("*")]:
+        mode = 0o555 if path.is_dir() else 0o444
+        path.chmod(mode)
+
+
+def thaw(root: Path) -> None:
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _unusable(path: Path) -> str | None:

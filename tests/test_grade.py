@@ -1,0 +1,209 @@
+"""`python -m katas grade`: exact scores for honest submissions, nothing gained by dishonest ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from katas._harness import pristine
+from katas._harness.cli import main
+from katas._harness.grading import report
+from katas._harness.grading.run import Limits, grade
+from katas._harness.manifest import parse, read
+from tests.project_copy import MANIFEST, ROOT, katas_command, make_copy
+
+FIRST, SECOND = MANIFEST.katas[0], MANIFEST.katas[1]
+QUICK = Limits(kata_timeout=120, test_timeout=60, memory_mb=3072)
+
+
+@pytest.fixture(scope="module")
+def two_katas(tmp_path_factory):
+    """A grader that knows only the first two katas: each attack costs seconds, not a minute."""
+    copy = make_copy(tmp_path_factory.mktemp("grader") / "project")
+    text = (copy / "katas" / "manifest.toml").read_text(encoding="utf-8")
+    keep = parse(text, copy)
+    blocks = text.split("[[kata]]")
+    (copy / "katas" / "manifest.toml").write_text("[[kata]]".join(blocks[:3]), encoding="utf-8")
+    assert [k.name for k in read(copy).katas] == [k.name for k in keep.katas[:2]]
+    for kata in keep.katas[2:]:
+        shutil.rmtree(copy / "katas" / kata.name)
+        shutil.rmtree(copy / "solutions" / kata.name)
+    pristine.write(read(copy))
+    return read(copy)
+
+
+def submission(tmp_path, grader, solved=(), edits=None):
+    """A learner's project: stubs, with `solved` katas replaced by their solutions and `edits` applied."""
+    sub = tmp_path / "submission"
+    shutil.copytree(grader.root / "katas", sub / "katas")
+    for kata in grader.katas:
+        if kata.name in solved:
+            shutil.copy2(kata.stub_path(grader.root / "solutions"), kata.stub_path(sub / "katas"))
+    for path, text in (edits or {}).items():
+        (sub / path).parent.mkdir(parents=True, exist_ok=True)
+        (sub / path).write_text(text, encoding="utf-8")
+    return sub
+
+
+def points(grade_result) -> dict[str, int]:
+    return {k.kata: k.points for k in grade_result.katas}
+
+
+def stub_with(grader, kata, prefix: str = "", suffix: str = "") -> str:
+    """The kata's reference solution with code added at its top (after any __future__ import) and end."""
+    solution = kata.stub_path(grader.root / "solutions").read_text(encoding="utf-8")
+    future = "from __future__ import annotations\n"
+    head, _, body = solution.rpartition(future)
+    return f"{head}{future if head or body != solution else ''}{prefix}\n{body}\n{suffix}\n"
+
+
+def test_the_solutions_score_full_marks_and_the_stubs_zero(tmp_path):
+    honest = grade(MANIFEST, submission(tmp_path / "a", MANIFEST, solved={k.name for k in MANIFEST.katas}))
+    assert honest.points == honest.max_points == sum(ex.points for ex in MANIFEST.exercises)
+    untouched = grade(MANIFEST, submission(tmp_path / "b", MANIFEST))
+    assert untouched.points == 0
+    assert {e.status for k in untouched.katas for e in k.exercises} == {"todo"}
+
+
+def test_one_kata_solved_scores_exactly_its_points(tmp_path, two_katas):
+    result = grade(two_katas, submission(tmp_path, two_katas, solved={SECOND.name}), QUICK)
+    assert points(result) == {FIRST.name: 0, SECOND.name: sum(ex.points for ex in SECOND.exercises)}
+
+
+def test_the_same_submission_gets_the_same_score(tmp_path, two_katas):
+    sub = submission(tmp_path, two_katas, solved={FIRST.name})
+    first, second = grade(two_katas, sub, QUICK), grade(two_katas, sub, QUICK)
+    assert (
+        report.as_json(first).replace(" ", "").split('"seconds"')[0]
+        == (report.as_json(second).replace(" ", "").split('"seconds"')[0])
+    )
+    assert [(e.qualname, e.status) for k in first.katas for e in k.exercises] == [
+        (e.qualname, e.status) for k in second.katas for e in k.exercises
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"katas/{FIRST.name}/test_{FIRST.module}.py",
+        f"katas/{FIRST.name}/conftest.py",
+        "conftest.py",
+        "pytest.ini",
+        "pyproject.toml",
+        f"katas/{FIRST.name}/test_extra.py",
+        ".github/workflows/grade.yml",
+    ],
+)
+def test_edited_or_added_test_files_and_config_gain_nothing(tmp_path, two_katas, path):
+    cheat = {
+        "conftest.py": (
+            "import pytest\n@pytest.hookimpl(wrapper=True)\n"
+            "def pytest_runtest_makereport(item, call):\n"
+            "    r = yield\n    r.outcome = 'passed'\n    return r\n"
+        ),
+        "pytest.ini": "[pytest]\naddopts = -p no:katas\n",
+        "pyproject.toml": "[tool.pytest.ini_options]\naddopts = ['--co']\n",
+    }
+    text = cheat.get(path.rsplit("/", 1)[-1], "def test_nothing():\n    pass\n")
+    result = grade(two_katas, submission(tmp_path, two_katas, edits={path: text}), QUICK)
+    assert result.points == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "prefix"),
+    [
+        ("os._exit at import", "import os\nos._exit(0)"),
+        ("sys.exit at import", "import sys\nsys.exit(0)"),
+        ("an infinite loop at import", "while True:\n    pass"),
+        ("a memory bomb", "hog = []\nwhile True:\n    hog.append(bytearray(100_000_000))"),
+        ("a syntax error", "def broken(:"),
+        ("a segfault", "import ctypes\nctypes.string_at(0)"),
+    ],
+)
+def test_a_broken_kata_file_loses_only_that_kata(tmp_path, two_katas, name, prefix):
+    edits = {
+        str(FIRST.stub_path(two_katas.root / "katas").relative_to(two_katas.root)): stub_with(
+            two_katas, FIRST, prefix
+        )
+    }
+    limits = Limits(kata_timeout=30, test_timeout=20, memory_mb=3072)
+    result = grade(two_katas, submission(tmp_path, two_katas, solved={SECOND.name}, edits=edits), limits)
+    assert points(result) == {FIRST.name: 0, SECOND.name: sum(ex.points for ex in SECOND.exercises)}, name
+    (broken,) = [k for k in result.katas if k.kata == FIRST.name]
+    assert broken.problem, f"{name}: the zero needs a stated reason"
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        "import torch\ntorch.testing.assert_close = lambda *a, **k: None",
+        "import torch\ntorch.allclose = lambda *a, **k: True",
+        "import torch\ntorch.isclose = lambda a, b, **k: torch.as_tensor(a) == torch.as_tensor(a)",
+        "import torch\ntorch.equal = lambda *a: True",
+        "import katas._harness.testing as t\nt.expect_close = t.fail = lambda *a, **k: None",
+        "import pytest\npytest.fail = lambda *a, **k: None",
+    ],
+)
+def test_replacing_the_checks_at_import_gains_nothing(tmp_path, two_katas, patch):
+    """Answers that are all wrong, and checks that would let anything through."""
+    stub = FIRST.stub_path(two_katas.root / "katas").read_text(encoding="utf-8")
+    wrong = re.sub(r"raise NotImplementedError\(.*\)", "return None", stub)
+    edits = {f"katas/{FIRST.name}/{FIRST.module}.py": f"{patch}\n{wrong}"}
+    result = grade(two_katas, submission(tmp_path, two_katas, edits=edits), QUICK)
+    assert result.points == 0
+
+
+def test_the_reference_solutions_are_nowhere_to_be_found(tmp_path, two_katas):
+    probe = (
+        "from pathlib import Path\n"
+        "import katas._harness.manifest as m\n"
+        "roots = [m.PROJECT_ROOT, Path.cwd(), Path(__file__).resolve().parents[2]]\n"
+        "found = [p for r in roots for p in r.glob('solutions/**/*.py')]\n"
+        "if found:\n"
+        "    exec(found[0].read_text())\n"
+    )
+    stub = FIRST.stub_path(two_katas.root / "katas").read_text(encoding="utf-8")
+    edits = {f"katas/{FIRST.name}/{FIRST.module}.py": f"{stub}\n{probe}"}
+    result = grade(two_katas, submission(tmp_path, two_katas, edits=edits), QUICK)
+    assert result.points == 0
+
+
+def test_every_format_is_written_and_consistent(tmp_path, two_katas):
+    sub = submission(tmp_path, two_katas, solved={SECOND.name})
+    outs = {fmt: tmp_path / f"out.{fmt}" for fmt in report.FORMATS}
+    summary = tmp_path / "summary.md"
+    args = ["--root", str(two_katas.root), "grade", str(sub)]
+    for fmt, out in outs.items():
+        args += ["--format", fmt, "--out", str(out)]
+    env_summary = {"GITHUB_STEP_SUMMARY": str(summary)}
+    os.environ.update(env_summary)
+    try:
+        assert main(args) == 0
+    finally:
+        os.environ.pop("GITHUB_STEP_SUMMARY")
+    full = sum(ex.points for ex in SECOND.exercises)
+    total = sum(ex.points for ex in two_katas.exercises)
+    data = json.loads(outs["json"].read_text(encoding="utf-8"))
+    assert (data["score"], data["max_score"]) == (full, total)
+    gradescope = json.loads(outs["gradescope"].read_text(encoding="utf-8"))
+    assert gradescope["score"] == full
+    assert len(gradescope["tests"]) == len(two_katas.exercises)
+    assert {"name", "score", "max_score", "output", "visibility"} <= gradescope["tests"][0].keys()
+    suite = ET.parse(outs["junit"]).getroot().find("testsuite")
+    assert int(suite.get("tests")) == len(two_katas.exercises)
+    assert int(suite.get("failures")) == len(FIRST.exercises)
+    markdown = outs["markdown"].read_text(encoding="utf-8")
+    assert f"| {SECOND.name} | {full}/{full} |" in markdown
+    assert summary.read_text(encoding="utf-8") == markdown
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    result = katas_command(ROOT, "grade", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    result = katas_command(ROOT, "grade", "--format", "pdf")
+    assert result.returncode == 2 and "unknown format pdf" in result.stderr
