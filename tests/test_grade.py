@@ -14,7 +14,7 @@ from katas._harness import pristine
 from katas._harness.cli import main
 from katas._harness.grading import report
 from katas._harness.grading.run import Limits, grade
-from katas._harness.manifest import parse, read
+from katas._harness.manifest import load, parse, read
 from tests.project_copy import MANIFEST, ROOT, katas_command, make_copy
 
 FIRST, SECOND = MANIFEST.katas[0], MANIFEST.katas[1]
@@ -34,6 +34,7 @@ def two_katas(tmp_path_factory):
         shutil.rmtree(copy / "katas" / kata.name)
         shutil.rmtree(copy / "solutions" / kata.name)
     pristine.write(read(copy))
+    load.cache_clear()  # make_copy cached the full manifest of this root
     return read(copy)
 
 

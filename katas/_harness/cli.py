@@ -14,7 +14,7 @@ EXIT_USAGE = 2
 
 
 def _error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"{msg.ERROR_PREFIX}{message}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -24,18 +24,14 @@ def _cmd_hint(args: argparse.Namespace) -> int:
         exercise = manifest.exercise(args.exercise)
     except UnknownExercise as err:
         if err.suggestions:
-            return _error(
-                f"'{args.exercise}' matches no single exercise; did you mean: {', '.join(err.suggestions)}?"
-            )
-        return _error(
-            f"no exercise named '{args.exercise}'; exercises are named KATA/FUNCTION, "
-            "e.g. 01_autograd/grad_at (all are listed in katas/manifest.toml)"
-        )
-    total = len(exercise.hints)
+            return _error(msg.HINT_AMBIGUOUS.format(name=args.exercise, names=", ".join(err.suggestions)))
+        return _error(msg.HINT_UNKNOWN.format(name=args.exercise))
+    texts = hints.texts(exercise)
+    total = len(texts)
     for number, text in hints.next_hints(args.root, exercise, show_all=args.all):
-        print(f"{exercise.qualname} hint {number}/{total}: {text}")
+        print(msg.HINT_LINE.format(exercise=exercise.qualname, number=number, total=total, text=text))
     if not args.all and number == total:
-        print(f"That was the last hint. The lesson is in katas/{exercise.kata}/README.md.")
+        print(msg.HINT_LAST.format(kata=exercise.kata))
     return 0
 
 
@@ -90,9 +86,11 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         try:
             kata = manifest.kata(name)
         except UnknownExercise as err:
-            close = f"; did you mean: {', '.join(err.suggestions)}?" if err.suggestions else ""
+            close = (
+                msg.DID_YOU_MEAN_SUFFIX.format(names=", ".join(err.suggestions)) if err.suggestions else ""
+            )
             names = ", ".join(k.name for k in manifest.katas)
-            return _error(f"no kata named '{args.kata}'{close} (katas: {names})")
+            return _error(msg.WATCH_UNKNOWN_KATA.format(name=args.kata, close=close, names=names))
     clear = should_clear(sys.stdout) and not args.no_clear
     return Watcher(manifest, kata, clear=clear, timeout=args.timeout).run(once=args.once)
 

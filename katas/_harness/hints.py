@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from . import language
 from .manifest import Exercise
 
 STATE_FILE = Path(".katas") / "hints.json"
@@ -30,13 +31,18 @@ def _write(root: Path, state: dict[str, int]) -> None:
     tmp.replace(path)
 
 
+def texts(exercise: Exercise) -> tuple[str, ...]:
+    """The exercise's hints in the learner's language (English where a translation is missing)."""
+    return exercise.hints_zh if language.current() == "zh" and exercise.hints_zh else exercise.hints
+
+
 def next_hints(root: Path, exercise: Exercise, show_all: bool = False) -> list[tuple[int, str]]:
     """The hints to show now as (number, text): one more than last time, or all of them."""
-    total = len(exercise.hints)
+    hints = texts(exercise)
     if show_all:
-        return list(enumerate(exercise.hints, start=1))
+        return list(enumerate(hints, start=1))
     state = _read(root)
-    shown = min(state.get(exercise.qualname, 0) + 1, total)
+    shown = min(state.get(exercise.qualname, 0) + 1, len(hints))
     state[exercise.qualname] = shown
     _write(root, state)
-    return [(shown, exercise.hints[shown - 1])]
+    return [(shown, hints[shown - 1])]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import language
+
 # (fragment of the error message, what the learner most likely did and how to fix it)
 KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
     (
@@ -47,6 +49,22 @@ KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
         "call .detach() before .numpy(), or use .item() for a single number.",
     ),
     (
+        "view size is not compatible with input tensor's size and stride",
+        "view() never copies, so it needs memory laid out for the new shape; a transposed or "
+        "sliced tensor is not. Use reshape() (it copies only when it must) or call .contiguous() first.",
+    ),
+    (
+        "must match the size of tensor",
+        "two shapes do not broadcast: aligned from the right, each pair of sizes must be equal or "
+        "one of them 1. Print the shapes, and add a size-1 axis with unsqueeze() or x[:, None] where needed.",
+    ),
+    (
+        "Expected all tensors to be on the same device",
+        "the tensors of one operation live on different devices. Create new tensors on the "
+        "input's device (torch.zeros(..., device=x.device) or x.new_zeros(...)) and move the model "
+        "and the batch with .to(device).",
+    ),
+    (
         "only Tensors of floating point",
         "only floating-point (and complex) tensors can require gradients: create it with "
         "dtype=torch.float32 or float64, e.g. torch.tensor(2.0) rather than torch.tensor(2).",
@@ -54,8 +72,59 @@ KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
 )
 
 
+# The same causes in Chinese, by fragment; tests/test_languages.py keeps the two tables in step.
+KNOWN_ERRORS_ZH: dict[str, str] = {
+    "does not require grad and does not have a grad_fn": (
+        "backward() 或 autograd.grad() 遇到了一个 autograd 从未追踪的张量。创建输入时加上 "
+        "requires_grad=True（或调用 .requires_grad_()），并确认计算不在 torch.no_grad() 里、"
+        "也没有被 .detach() 切断。要对梯度再求导，第一次 torch.autograd.grad() 需要 create_graph=True。"
+    ),
+    "Trying to backward through the graph a second time": (
+        "第一次 backward() 已经释放了计算图保存的张量。对同一张图的每次 backward() 都传入 "
+        "retain_graph=True，只有最后一次除外。"
+    ),
+    "grad can be implicitly created only for scalar outputs": (
+        "不带参数的 backward() 只能用于标量。非标量输出请传入 gradient=v（向量-雅可比积），"
+        "或先把输出归约成标量。"
+    ),
+    "a leaf Variable that requires grad is being used in an in-place operation": (
+        "对参数的原地更新不应被 autograd 记录：把它们放进 `with torch.no_grad():`。"
+    ),
+    "has been modified by an inplace operation": (
+        "autograd 为反向传播保存的张量在 backward() 之前被原地修改了。改用非原地运算"
+        "（x = x * 2 而不是 x *= 2），或先 clone()。"
+    ),
+    "One of the differentiated Tensors appears to not have been used in the graph": (
+        "torch.autograd.grad() 被要求对一个输出并不依赖的输入求梯度；传入 allow_unused=True，"
+        "或对正确的张量求导。"
+    ),
+    "'NoneType' object has no attribute": (
+        "如果这个 None 是某个 .grad：backward() 之后只有叶子张量保留 .grad。在 backward() 之前"
+        "对中间张量调用 .retain_grad()，并确认这个张量确实参与了计算。"
+    ),
+    "Can't call numpy() on Tensor that requires grad": "先调用 .detach() 再 .numpy()，单个数用 .item()。",
+    "view size is not compatible with input tensor's size and stride": (
+        "view() 从不复制数据，所以内存布局必须适合新形状；转置或切片后的张量不满足。"
+        "改用 reshape()（只在必要时复制），或先调用 .contiguous()。"
+    ),
+    "must match the size of tensor": (
+        "两个形状无法广播：从右往左对齐后，每一对维度必须相等或其中一个为 1。打印形状，"
+        "在需要的地方用 unsqueeze() 或 x[:, None] 加一个大小为 1 的维度。"
+    ),
+    "Expected all tensors to be on the same device": (
+        "同一个运算里的张量在不同设备上。新张量要建在输入所在的设备上（torch.zeros(..., device=x.device) "
+        "或 x.new_zeros(...)），并用 .to(device) 移动模型和批数据。"
+    ),
+    "only Tensors of floating point": (
+        "只有浮点（和复数）张量可以要求梯度：用 dtype=torch.float32 或 float64 创建，"
+        "例如 torch.tensor(2.0) 而不是 torch.tensor(2)。"
+    ),
+}
+
+
 def likely_cause(message: str) -> str | None:
+    chinese = language.current() == "zh"
     for fragment, cause in KNOWN_ERRORS:
         if fragment in message:
-            return cause
+            return KNOWN_ERRORS_ZH.get(fragment, cause) if chinese else cause
     return None

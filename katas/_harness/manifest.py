@@ -36,6 +36,7 @@ class Exercise:
     name: str
     points: int
     hints: tuple[str, ...]
+    hints_zh: tuple[str, ...] = ()  # the same hints in Chinese, in the same order
 
     @property
     def qualname(self) -> str:
@@ -101,7 +102,14 @@ def _parse_exercise(kata: str, table: dict, index: int) -> Exercise:
         raise ManifestError(f"{where}: points must be positive, got {points}")
     if not hints or not all(isinstance(h, str) and h.strip() for h in hints):
         raise ManifestError(f"{where}: give at least one non-empty hint, mildest first")
-    return Exercise(kata=kata, name=name, points=points, hints=tuple(hints))
+    hints_zh = table.get("hints_zh", [])
+    if not isinstance(hints_zh, list) or not all(isinstance(h, str) and h.strip() for h in hints_zh):
+        raise ManifestError(f"{where}: 'hints_zh' must be a list of non-empty strings")
+    if hints_zh and len(hints_zh) != len(hints):
+        raise ManifestError(
+            f"{where}: 'hints_zh' has {len(hints_zh)} hints, 'hints' has {len(hints)}; translate each one"
+        )
+    return Exercise(kata=kata, name=name, points=points, hints=tuple(hints), hints_zh=tuple(hints_zh))
 
 
 def parse(text: str, root: Path) -> Manifest:

@@ -1,8 +1,11 @@
-"""Every string the harness shows a learner, in one place."""
+"""Every string the harness shows a learner, in one place (Chinese: messages_zh.py)."""
+
+from .language import current as _language
 
 HEADER = "torch-katas: kata modules come from {source}/"
 TODO_LINE = "TODO: implement {function}() in {path}  (stuck? python -m katas hint {exercise})"
 LIKELY_CAUSE_TITLE = "likely cause"
+LIKELY_CAUSE_LINE = "Likely cause: {cause}"
 NEEDS_CUDA = "needs CUDA"
 NEEDS_MULTI_GPU = "needs 2+ CUDA devices"
 REQUIRED_GPU_MISSING = (
@@ -88,3 +91,17 @@ WATCH_CRASH_EXIT = (
     "os._exit()? Save to run again."
 )
 WATCH_CUT = "... ({count} more lines; run pytest on the kata for the full report)"
+
+HINT_LINE = "{exercise} hint {number}/{total}: {text}"
+HINT_LAST = "That was the last hint. The lesson is in katas/{kata}/README.md."
+HINT_AMBIGUOUS = "'{name}' matches no single exercise; did you mean: {names}?"
+HINT_UNKNOWN = (
+    "no exercise named '{name}'; exercises are named KATA/FUNCTION, "
+    "e.g. 01_autograd/grad_at (all are listed in katas/manifest.toml)"
+)
+WATCH_UNKNOWN_KATA = "no kata named '{name}'{close} (katas: {names})"
+DID_YOU_MEAN_SUFFIX = "; did you mean: {names}?"
+ERROR_PREFIX = "error: "
+
+if _language() == "zh":
+    from .messages_zh import *  # noqa: F403  (same names, Chinese text)
