@@ -1,4 +1,9 @@
+import os
+
 import pytest
+
+# The project's tests read the harness's English messages; tests of the Chinese ones ask for them.
+os.environ["KATAS_LANG"] = "en"
 
 # Per-test limit for the project's own tests. Not set in pyproject.toml: there it would
 # also print pytest-timeout's header lines in every learner's kata run.
