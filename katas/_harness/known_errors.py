@@ -65,6 +65,11 @@ KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
         "and the batch with .to(device).",
     ),
     (
+        "before Module.__init__() call",
+        "an nn.Module subclass must call super().__init__() first thing in its __init__, before "
+        "it assigns any layer, parameter or buffer.",
+    ),
+    (
         "only Tensors of floating point",
         "only floating-point (and complex) tensors can require gradients: create it with "
         "dtype=torch.float32 or float64, e.g. torch.tensor(2.0) rather than torch.tensor(2).",
@@ -114,6 +119,10 @@ KNOWN_ERRORS_ZH: dict[str, str] = {
     "Expected all tensors to be on the same device": (
         "同一个运算里的张量在不同设备上。新张量要建在输入所在的设备上（torch.zeros(..., device=x.device) "
         "或 x.new_zeros(...)），并用 .to(device) 移动模型和批数据。"
+    ),
+    "before Module.__init__() call": (
+        "nn.Module 的子类必须在 __init__ 的第一行调用 super().__init__()，"
+        "然后才能给任何层、参数或缓冲区赋值。"
     ),
     "only Tensors of floating point": (
         "只有浮点（和复数）张量可以要求梯度：用 dtype=torch.float32 或 float64 创建，"

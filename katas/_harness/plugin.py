@@ -124,6 +124,13 @@ def pytest_make_collect_report(collector: pytest.Collector):
     return report
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        # Kata tensors are tiny: one thread avoids pool stalls on a busy laptop or under -n 2.
+        torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     session = config.stash[SESSION]
     wanted = _wanted_exercise(config, session.manifest)
@@ -201,7 +208,9 @@ def pytest_runtest_makereport_explain(item: pytest.Item, call: pytest.CallInfo):
         report.sections = [s for s in report.sections if s[0] != "Hypothesis"]
         return report
     excinfo = call.excinfo
-    if excinfo is not None and report.failed and hasattr(report.longrepr, "addsection"):
+    # Only errors raised by PyTorch or Python: a test's own teaching message says what it means.
+    raised = excinfo is not None and not excinfo.errisinstance(pytest.fail.Exception)
+    if raised and report.failed and hasattr(report.longrepr, "addsection"):
         cause = likely_cause(str(excinfo.value))
         if cause is not None:
             report.longrepr.addsection(msg.LIKELY_CAUSE_TITLE, cause)
