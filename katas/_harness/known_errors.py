@@ -25,8 +25,9 @@ KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
     ),
     (
         "a leaf Variable that requires grad is being used in an in-place operation",
-        "in-place updates of parameters must not be recorded by autograd: wrap them in "
-        "`with torch.no_grad():`.",
+        "an in-place operation (+=, *=, clamp_, ...) on a leaf that requires grad. To update "
+        "parameters by hand, wrap the update in `with torch.no_grad():`; in a forward pass, use the "
+        "out-of-place form instead (y = y * 2, not y *= 2).",
     ),
     (
         "has been modified by an inplace operation",
@@ -65,6 +66,11 @@ KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
         "and the batch with .to(device).",
     ),
     (
+        "Boolean value of Tensor with more than one value is ambiguous",
+        "Python's `if`, `and`, `or` and `not` need one True or False, and a batch holds many. "
+        "Choose per element with torch.where(condition, a, b), or reduce first with .any() / .all().",
+    ),
+    (
         "before Module.__init__() call",
         "an nn.Module subclass must call super().__init__() first thing in its __init__, before "
         "it assigns any layer, parameter or buffer.",
@@ -93,7 +99,8 @@ KNOWN_ERRORS_ZH: dict[str, str] = {
         "或先把输出归约成标量。"
     ),
     "a leaf Variable that requires grad is being used in an in-place operation": (
-        "对参数的原地更新不应被 autograd 记录：把它们放进 `with torch.no_grad():`。"
+        "对一个要求梯度的叶子张量做了原地运算（+=、*=、clamp_ 等）。手动更新参数时，把更新放进 "
+        "`with torch.no_grad():`；在前向传播里则改用非原地写法（y = y * 2，而不是 y *= 2）。"
     ),
     "has been modified by an inplace operation": (
         "autograd 为反向传播保存的张量在 backward() 之前被原地修改了。改用非原地运算"
@@ -119,6 +126,10 @@ KNOWN_ERRORS_ZH: dict[str, str] = {
     "Expected all tensors to be on the same device": (
         "同一个运算里的张量在不同设备上。新张量要建在输入所在的设备上（torch.zeros(..., device=x.device) "
         "或 x.new_zeros(...)），并用 .to(device) 移动模型和批数据。"
+    ),
+    "Boolean value of Tensor with more than one value is ambiguous": (
+        "Python 的 if、and、or、not 需要一个确定的 True 或 False，而一个批次里有很多个值。"
+        "用 torch.where(condition, a, b) 逐元素选择，或先用 .any() / .all() 归约。"
     ),
     "before Module.__init__() call": (
         "nn.Module 的子类必须在 __init__ 的第一行调用 super().__init__()，"

@@ -135,8 +135,14 @@ class KataSession:
 
 def _qualified_name(entry) -> str:
     """`Class.method` for a method of a class stub, else the plain function name."""
-    qualname = getattr(entry.frame.code.raw, "co_qualname", None)  # Python 3.11+
+    code = entry.frame.code.raw
+    qualname = getattr(code, "co_qualname", None)  # Python 3.11+
     if qualname is not None:
         return qualname
-    owner = entry.frame.f_locals.get("self")
-    return entry.name if owner is None else f"{type(owner).__name__}.{entry.name}"
+    for owner in list(entry.frame.f_globals.values()):  # Python 3.10: find the class defining it
+        if isinstance(owner, type):
+            for attribute in vars(owner).values():
+                function = getattr(attribute, "__func__", attribute)
+                if getattr(function, "__code__", None) is code:
+                    return f"{owner.__name__}.{entry.name}"
+    return entry.name
