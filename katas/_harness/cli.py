@@ -264,3 +264,6 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ManifestError as err:
         return _error(str(err))
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130

@@ -65,6 +65,12 @@ CRASHED = (
 RAISED = "Rank {rank} of {world_size} raised {error}{call}:\n{traceback}"
 ALSO = "(rank {rank} also failed: {summary})"
 STOPPED = "(rank(s) {ranks} stopped after the failure above)"
+PEER_GONE = (
+    "Likely cause: rank(s) {ranks} finished while rank {rank} still waited in a collective; every rank "
+    "must call the same collectives (all_reduce, broadcast, barrier) in the same order."
+)
+# How gloo reports that the other end of a collective has gone away.
+PEER_GONE_ERRORS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
 UNPICKLABLE = "\nThe result, a {result}, cannot be pickled to travel back to the test process."
 
 
@@ -186,6 +192,10 @@ def _results(processes, outcomes, failed, world_size, timeout, call) -> list[Any
     if failed:
         rank = failed[0]
         lines = [_describe_failure(rank, outcomes[rank], processes[rank], world_size, where)]
+        succeeded = [r for r, outcome in sorted(outcomes.items()) if outcome and outcome[0] == "ok"]
+        message = outcomes[rank][1].message if outcomes[rank] else ""
+        if succeeded and any(text in message for text in PEER_GONE_ERRORS):
+            lines.append(PEER_GONE.format(ranks=succeeded, rank=rank))
         lines += [ALSO.format(rank=r, summary=e.summary) for r, e in errors if r != rank]
         lines += [STOPPED.format(ranks=unfinished)] if unfinished else []
         fail("\n".join(lines))
