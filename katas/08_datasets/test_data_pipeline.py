@@ -673,8 +673,8 @@ def test_split_dataset_sizes_add_up_and_round_fairly(n, weights, seed):
         cause = ""
         if sizes == [*truncated, n - sum(truncated)]:
             cause = (
-                "Likely cause: rounding: the last subset absorbed every remainder. random_split accepts "
-                "the fractions themselves and spreads the remainder one sample at a time.\n"
+                "Likely cause: rounding: the last subset absorbed every remainder. Round each size down, "
+                "then hand out the remainder one sample per subset in turn.\n"
             )
         fail(
             f"Called {call}.\nThe subset sizes were {sizes}, but the tests expected {len(fractions)} sizes "

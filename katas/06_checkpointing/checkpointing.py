@@ -1,0 +1,168 @@
+"""Kata 06: parameters and checkpoints.
+
+Replace each `raise NotImplementedError` with your code, then run
+`pytest katas/06_checkpointing`. The lesson is in README.md beside this file.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+def parameter_shapes(model: nn.Module) -> list[tuple[str, torch.Size]]:
+    """Return (name, shape) for every parameter of `model`, in `named_parameters()` order.
+
+    Keep each shape a `torch.Size`, so that printing a pair shows what the article's
+    `print(name, param.size())` shows. Buffers (BatchNorm's running statistics) are not
+    parameters; frozen parameters (requires_grad=False) still are.
+
+    >>> for name, shape in parameter_shapes(SimpleNet()):  # Linear 2 -> 4, ReLU, Linear 4 -> 1
+    ...     print(name, shape)
+    fc1.weight torch.Size([4, 2])
+    fc1.bias torch.Size([4])
+    fc2.weight torch.Size([1, 4])
+    fc2.bias torch.Size([1])
+
+    Docs: https://docs.pytorch.org/docs/stable/generated/torch.nn.Module.html#torch.nn.Module.named_parameters
+    """
+    raise NotImplementedError("parameter_shapes")
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Save the model's weights to `path` so that a fresh model of the same class can load them.
+
+    Save the `state_dict()` (parameters and buffers, by name), not the model object: only
+    plain tensors load with `torch.load(path, weights_only=True)`.
+
+    >>> save_weights(model, tmp / "model.pth")
+    >>> fresh.load_state_dict(torch.load(tmp / "model.pth", weights_only=True))
+    <All keys matched successfully>
+
+    Docs: https://docs.pytorch.org/tutorials/beginner/saving_loading_models.html
+    """
+    raise NotImplementedError("save_weights")
+
+
+def load_to_device(path: str | os.PathLike, device: str | torch.device) -> dict[str, Tensor]:
+    """Load the state dict saved at `path` with every tensor on `device`.
+
+    The file may come from a machine with a GPU: its tensors then claim a CUDA device that
+    this machine may not have. `map_location` places each tensor while loading. Load with
+    `weights_only=True` (never run code hidden in a file).
+
+    >>> state = load_to_device("trained_on_gpu.pt", "cpu")
+    >>> {t.device for t in state.values()}
+    {device(type='cpu')}
+
+    Docs: https://docs.pytorch.org/docs/stable/generated/torch.load.html
+    """
+    raise NotImplementedError("load_to_device")
+
+
+def safe_load(path: str | os.PathLike, trusted: Sequence[type] = ()) -> Any:
+    """Load `path` with `weights_only=True`, also accepting the classes in `trusted`.
+
+    An untrusted object in the file must make this raise `pickle.UnpicklingError` (let
+    torch's error through). Trust the extra classes for this one call only:
+    `torch.serialization.safe_globals(...)` is a context manager.
+
+    >>> safe_load("ckpt.pt", trusted=[argparse.Namespace])["args"]
+    Namespace(lr=0.1)
+
+    Docs: https://docs.pytorch.org/docs/stable/notes/serialization.html#weights-only
+    """
+    raise NotImplementedError("safe_load")
+
+
+def save_atomically(obj: Any, path: str | os.PathLike) -> None:
+    """`torch.save(obj, path)`, but a crash midway leaves the previous file at `path` intact.
+
+    Write to a temporary file in the same directory as `path`, then `os.replace` it onto
+    `path`. If anything fails, remove the temporary file and re-raise the error.
+
+    >>> save_atomically({"epoch": 3, "model": model.state_dict()}, "ckpt.pt")
+
+    Docs: https://docs.pytorch.org/docs/stable/generated/torch.save.html
+    """
+    raise NotImplementedError("save_atomically")
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    generator: torch.Generator | None = None,
+) -> None:
+    """Save everything needed to resume training exactly, atomically (use `save_atomically`).
+
+    `epoch` is the number of epochs completed. The checkpoint is a dict of plain data:
+    {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+     "rng": {"torch": torch's global RNG state, "python": random.getstate(),
+             "generator": the state of `generator` (the DataLoader's), or None}}
+
+    >>> save_checkpoint("ckpt.pt", model, optimizer, epoch=2, generator=loader_generator)
+
+    Docs: https://docs.pytorch.org/tutorials/beginner/saving_loading_models.html
+    """
+    raise NotImplementedError("save_checkpoint")
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator | None = None,
+) -> int:
+    """Restore what `save_checkpoint` saved; return the number of epochs completed.
+
+    Restore the model, the optimizer and all three RNG states, so that
+    `for epoch in range(start, total)` continues bit for bit like an uninterrupted run.
+    Load with `map_location="cpu"` (the file may come from a GPU; RNG states are CPU
+    tensors) and `weights_only=True`.
+
+    >>> start = load_checkpoint("ckpt.pt", model, optimizer, generator=loader_generator)
+    >>> start
+    2
+
+    Docs: https://docs.pytorch.org/docs/stable/generated/torch.get_rng_state.html
+    """
+    raise NotImplementedError("load_checkpoint")
+
+
+def load_matching(model: nn.Module, state: Mapping[str, Tensor]) -> tuple[list[str], list[str]]:
+    """Load the entries of `state` that match the model; return (missing_keys, unexpected_keys).
+
+    `load_state_dict(state, strict=False)` skips keys that do not match and reports them.
+    If not one key matches, raise ValueError: loading nothing silently is a bug.
+
+    >>> model = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
+    >>> load_matching(model, {"0.weight": w, "0.bias": b, "old.weight": v})
+    (['2.weight', '2.bias'], ['old.weight'])
+
+    Docs: https://docs.pytorch.org/docs/stable/generated/torch.nn.Module.html#torch.nn.Module.load_state_dict
+    """
+    raise NotImplementedError("load_matching")
+
+
+def load_backbone(model: nn.Module, state: Mapping[str, Tensor], head: str) -> list[str]:
+    """Load every entry of `state` into `model` except the submodule named `head`.
+
+    The model's head is new (maybe of another shape) and keeps its fresh initialisation.
+    Return the keys left untouched (the head's). Raise ValueError if any other key is
+    missing or unexpected: a backbone that does not match must not pass silently.
+
+    >>> load_backbone(Classifier(classes=5), pretrained_3_classes.state_dict(), head="head")
+    ['head.weight', 'head.bias']
+
+    Docs: https://docs.pytorch.org/tutorials/beginner/saving_loading_models.html
+    """
+    raise NotImplementedError("load_backbone")
