@@ -97,10 +97,9 @@ def test_the_gradescope_bundle_holds_the_scripts_and_no_solutions(tmp_path):
     assert "torch-katas/katas/manifest.toml" in names
     assert '"torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu' in setup
     assert "useradd" in setup
-    assert "/autograder/submission" in run and "/autograder/results/results.json" in run.replace(
-        '"$results"', "/autograder/results"
-    )
-    assert "--user student" in run.replace("(--user student)", "--user student")
+    assert "python -m katas grade /autograder/submission" in run
+    assert "results=/autograder/results" in run and '--out "$results/results.json"' in run
+    assert "user=(--user student)" in run
     for script in ("setup.sh", "run_autograder"):
         path = tmp_path / script
         path.write_text(setup if script == "setup.sh" else run, encoding="utf-8")

@@ -23,7 +23,21 @@ class Status:
     detail: str
 
 
-TODO = Status("todo", "todo")
+def _todo() -> Status:
+    return Status("todo", msg.STATUS_WORDS["todo"])
+
+
+def _recorded(entry: object) -> Status | None:
+    """A status from the record: test counts, or the kata's file did not import."""
+    if not isinstance(entry, dict):
+        return None
+    if entry.get(record.BROKEN):
+        return Status(record.BROKEN, msg.LIST_BROKEN)
+    try:
+        tally = Tally(**{key: int(entry[key]) for key in ("passed", "failed", "todo", "skipped")})
+    except (KeyError, TypeError, ValueError):
+        return None
+    return Status(tally.status, tally.describe())
 
 
 def gather(manifest: Manifest, *, rerun: bool = False) -> dict[str, Status]:
@@ -37,15 +51,15 @@ def gather(manifest: Manifest, *, rerun: bool = False) -> dict[str, Status]:
         current = _text(kata.stub_path(katas_dir))
         original = clean.get(pristine.relative_path(kata))
         for ex in kata.exercises:
-            entry = known.get(ex.name)
-            if isinstance(entry, dict) and {"status", "detail"} <= entry.keys():
-                found[ex.qualname] = Status(str(entry["status"]), str(entry["detail"]))
+            entry = _recorded(known.get(ex.name))
+            if entry is not None:
+                found[ex.qualname] = entry
             elif (
                 current is not None
                 and original is not None
                 and pristine.untouched(current, original, ex.name)
             ):
-                found[ex.qualname] = TODO
+                found[ex.qualname] = _todo()
             elif kata not in stale:
                 stale.append(kata)
     if stale:

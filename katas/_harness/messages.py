@@ -31,6 +31,16 @@ PROGRESS_ALL_DONE = "All exercises in this run are done. On to the next kata!"
 PROGRESS_PARTIAL = "Some exercises were not run (deselected); run the whole kata to see them."
 
 STATUS_MARKS = {"done": "✓", "failing": "✗", "todo": "·", "skipped": "-", "not run": "?", "broken": "!"}
+STATUS_WORDS = {
+    "done": "done",
+    "failing": "failing",
+    "todo": "todo",
+    "skipped": "skipped",
+    "not run": "not run",
+    "broken": "broken",
+}
+STATUS_FAILING = "failing ({failed} of {total} tests)"
+STATUS_DONE_SKIPPED = "done ({skipped} skipped)"
 
 UNMARKED_TEST = (
     "{nodeid}: kata tests need @pytest.mark.exercise(NAME) with NAME an exercise of "

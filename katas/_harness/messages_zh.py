@@ -27,6 +27,16 @@ PROGRESS_ALL_DONE = "本次运行的练习全部完成。继续下一个 kata �
 PROGRESS_PARTIAL = "有些练习没有运行（被筛掉了）；运行整个 kata 才能看到它们。"
 
 STATUS_MARKS = {"done": "✓", "failing": "✗", "todo": "·", "skipped": "-", "not run": "?", "broken": "!"}
+STATUS_WORDS = {
+    "done": "已完成",
+    "failing": "未通过",
+    "todo": "待完成",
+    "skipped": "已跳过",
+    "not run": "未运行",
+    "broken": "无法运行",
+}
+STATUS_FAILING = "未通过（{total} 个测试中 {failed} 个失败）"
+STATUS_DONE_SKIPPED = "已完成（跳过 {skipped} 个）"
 
 UNMARKED_TEST = (
     "{nodeid}：kata 测试需要 @pytest.mark.exercise(NAME)，NAME 是 katas/manifest.toml 中 "

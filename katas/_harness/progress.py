@@ -37,10 +37,13 @@ class Tally:
     def describe(self) -> str:
         status = self.status
         if status == "failing":
-            return f"failing ({self.failed} of {self.total} tests)"
+            return msg.STATUS_FAILING.format(failed=self.failed, total=self.total)
         if status == "done" and self.skipped:
-            return f"done ({self.skipped} skipped)"
-        return status
+            return msg.STATUS_DONE_SKIPPED.format(skipped=self.skipped)
+        return msg.STATUS_WORDS[status]
+
+    def counts(self) -> dict[str, int]:
+        return {"passed": self.passed, "failed": self.failed, "todo": self.todo, "skipped": self.skipped}
 
 
 SEVERITY = {"passed": 0, "skipped": 1, "todo": 2, "failed": 3}

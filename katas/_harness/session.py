@@ -112,15 +112,11 @@ class KataSession:
         results: dict[Kata, dict[str, dict]] = {}
         for kata in self.manifest.katas:
             if kata.name in self.progress.broken:
-                results[kata] = {
-                    ex.name: {"status": record.BROKEN, "detail": record.BROKEN} for ex in kata.exercises
-                }
+                results[kata] = {ex.name: {record.BROKEN: True} for ex in kata.exercises}
                 continue
-            ran = {ex.name: tallies[ex.qualname] for ex in kata.exercises if ex.qualname in tallies}
+            ran = {ex.name: tallies[ex.qualname].counts() for ex in kata.exercises if ex.qualname in tallies}
             if ran:
-                results[kata] = {
-                    name: {"status": t.status, "detail": t.describe()} for name, t in ran.items()
-                }
+                results[kata] = ran
         return results
 
     @pytest.hookimpl(trylast=True)
