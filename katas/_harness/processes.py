@@ -143,6 +143,11 @@ def run_ranks(
             outcomes, failed = _wait(processes, workdir, timeout)
         finally:
             _stop(processes)
+    for rank in range(world_size):  # stopped after writing its result (say, stuck in teardown)
+        if rank not in outcomes and (outcome := _read(workdir, rank)) is not None:
+            outcomes[rank] = outcome
+            if outcome[0] == "error":
+                failed = sorted([*failed, rank], key=lambda r: outcomes[r][1].when if outcomes[r] else 0)
     return _results(processes, outcomes, failed, world_size, timeout, call)
 
 
@@ -280,6 +285,9 @@ def _child(rank, world_size, store, timeout, target, args, workdir: Path, module
             "gloo", init_method=store, rank=rank, world_size=world_size, timeout=timedelta(seconds=timeout)
         )
         initialised = True
+        # init_process_group can return on one rank while gloo still connects another; a rank that
+        # then finished and exited would break that connection. After a barrier all are connected.
+        dist.barrier()
         result = target(rank, world_size, *args)
     except BaseException as err:  # noqa: B036 - everything, SystemExit included, goes to the parent
         payload = pickle.dumps(("error", _child_error(err)))
