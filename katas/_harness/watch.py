@@ -30,7 +30,9 @@ from .session import EXERCISE_PROPERTY
 
 PASS_TIMEOUT = 30.0  # seconds; a pass past this is stopped (an infinite loop, most likely)
 MESSAGE_LINES = 40  # a failure message longer than this is cut
-STEP_MS = 30  # quiet time after a file event before it counts as a save (editors write in bursts)
+# Quiet time after a file event before it counts as a save. Short is safe: an event that
+# arrives during a pass (the rest of an editor's burst) restarts the pass.
+STEP_MS = 10
 
 
 @dataclass
