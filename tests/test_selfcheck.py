@@ -23,13 +23,9 @@ def test_the_kata_set_has_no_structural_problem():
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
     """A copy of the project's kata files, to break one invariant at a time."""
-    for part in ("katas/manifest.toml", f"katas/{KATA}", f"solutions/{KATA}"):
-        source, target = ROOT / part, tmp_path / part
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, target)
+    skip = shutil.ignore_patterns("__pycache__", "_harness", "*.pyc")
+    shutil.copytree(ROOT / "katas", tmp_path / "katas", ignore=skip)
+    shutil.copytree(ROOT / "solutions", tmp_path / "solutions", ignore=skip)
     assert selfcheck.problems(tmp_path) == []
     return tmp_path
 
