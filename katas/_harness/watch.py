@@ -89,6 +89,9 @@ class _Changes:
     """File events under a folder, from a watchfiles thread, signalled through a pipe."""
 
     def __init__(self, folder: Path):
+        import watchfiles  # here, not in the thread: a missing package must stop watch, not the thread
+
+        self.watch = watchfiles.watch
         self.reader, self.writer = mp.Pipe(duplex=False)
         self.stop = threading.Event()
         self.paths: set[str] = set()
@@ -97,9 +100,7 @@ class _Changes:
         self.thread.start()
 
     def _watch(self, folder: Path) -> None:
-        import watchfiles
-
-        for changes in watchfiles.watch(folder, stop_event=self.stop, step=STEP_MS, raise_interrupt=False):
+        for changes in self.watch(folder, stop_event=self.stop, step=STEP_MS, raise_interrupt=False):
             with self.lock:
                 self.paths.update(path for _, path in changes)
             self.writer.send(None)
