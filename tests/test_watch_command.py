@@ -162,3 +162,12 @@ def test_an_unknown_kata_is_one_line_and_exit_2(copy):
     assert result.returncode == 2
     assert result.stderr.startswith("error: no kata named '01_autogard'; did you mean: 01_autograd?")
     assert result.stderr.count("\n") == 1
+
+
+def test_without_a_kata_it_moves_on_when_the_kata_is_done(copy, watching):
+    first, following = MANIFEST.katas[0], MANIFEST.katas[1]
+    watcher = watching()
+    assert f"torch-katas watch: {first.name}" in watcher.expect("Watching")
+    save(first.stub_path(copy / "katas"), first.stub_path(ROOT / "solutions").read_text(encoding="utf-8"))
+    shown = watcher.expect(f"torch-katas watch: {following.name}")
+    assert f"Every exercise of {first.name} is done" in shown
