@@ -14,7 +14,7 @@ from pathlib import Path
 from . import messages as msg
 from . import pristine, record
 from .manifest import Kata, Manifest
-from .progress import Tally
+from .progress import Tally, tally_by_exercise
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,7 @@ def _run(manifest: Manifest, katas: list[Kata]) -> dict[str, Status]:
         [*(str(root / "katas" / k.name) for k in katas), f"--rootdir={root}", f"--katas-root={root}"]
     )
     broken = {nodeid.split("/")[1] for nodeid, _ in result.errors if nodeid.startswith("katas/")}
-    tallies: dict[str, Tally] = {}
-    for outcome in result.outcomes.values():
-        tally = tallies.setdefault(outcome.exercise, Tally())
-        setattr(tally, outcome.outcome, getattr(tally, outcome.outcome) + 1)
+    tallies = tally_by_exercise((o.exercise, o.outcome) for o in result.outcomes.values())
     found = {}
     for kata in katas:
         for ex in kata.exercises:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +46,15 @@ class Tally:
         return {"passed": self.passed, "failed": self.failed, "todo": self.todo, "skipped": self.skipped}
 
 
+def tally_by_exercise(pairs: Iterable[tuple[str, str]]) -> dict[str, Tally]:
+    """Count (exercise, outcome) pairs, outcome one of passed, failed, todo, skipped."""
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    for exercise, outcome in pairs:
+        tally = tallies[exercise]
+        setattr(tally, outcome, getattr(tally, outcome) + 1)
+    return dict(tallies)
+
+
 SEVERITY = {"passed": 0, "skipped": 1, "todo": 2, "failed": 3}
 
 
@@ -64,11 +73,7 @@ class Progress:
 
     @property
     def tallies(self) -> dict[str, Tally]:
-        tallies: dict[str, Tally] = defaultdict(Tally)
-        for qualname, outcome in self.outcomes.values():
-            tally = tallies[qualname]
-            setattr(tally, outcome, getattr(tally, outcome) + 1)
-        return tallies
+        return tally_by_exercise(self.outcomes.values())
 
     @property
     def katas_seen(self) -> set[str]:

@@ -24,7 +24,7 @@ import pytest
 from . import messages as msg
 from .listing import gather
 from .manifest import Kata, Manifest
-from .progress import Tally
+from .progress import Tally, tally_by_exercise
 from .runner import Collector, Outcome, run_pytest
 from .session import EXERCISE_PROPERTY
 
@@ -242,10 +242,7 @@ class Watcher:
     # --- rendering ---
 
     def _render(self, kata: Kata, result: PassResult, elapsed: float) -> None:
-        tallies: dict[str, Tally] = {}
-        for outcome in result.outcomes:
-            tally = tallies.setdefault(outcome.exercise, Tally())
-            setattr(tally, outcome.outcome, getattr(tally, outcome.outcome) + 1)
+        tallies = tally_by_exercise((o.exercise, o.outcome) for o in result.outcomes)
         if result.kind == "early":  # only one exercise ran yet: the count of the last full run
             done = self.done.get(kata.name, 0)
         else:
