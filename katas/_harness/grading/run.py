@@ -40,6 +40,7 @@ class ExerciseScore:
     max_points: int
     status: str  # passed, failed, todo or error
     message: str = ""
+    cause: str | None = None  # the likely cause the harness recognised, if any
 
 
 @dataclass
@@ -269,8 +270,20 @@ def _score(kata: Kata, expected: set[str], report: Path, secret: bytes, output: 
         else:
             status = "todo" if bad and all(r.get("outcome") == "todo" for r in bad) else "failed"
             message = str(bad[0].get("message", "")) if bad else "no test ran"
-            exercises.append(ExerciseScore(ex.qualname, 0, ex.points, status, message))
+            exercises.append(ExerciseScore(ex.qualname, 0, ex.points, status, message, likely_cause(message)))
     return KataScore(kata.name, exercises)
+
+
+CAUSE_MARKERS = ("Likely cause:", "可能的原因：")
+
+
+def likely_cause(message: str) -> str | None:
+    """The first likely cause a failure message names (the harness writes one per line)."""
+    for line in message.splitlines():
+        for marker in CAUSE_MARKERS:
+            if line.strip().startswith(marker):
+                return line.strip()[len(marker) :].strip() or None
+    return None
 
 
 def _no_report_reason(output: str, code: int) -> str:
