@@ -564,8 +564,9 @@ def random_graphs(draw):
     counts: dict[str, int] = {}
     for node_name in ancestry[-1].values():
         counts[node_name] = counts.get(node_name, 0) + 1
-    return tensors[-1], counts, f"count_graph_ops({names[-1]}) after x = torch.tensor(0.7, "
-    f"requires_grad=True); {'; '.join(program)}"
+    setup = "; ".join(["x = torch.tensor(0.7, requires_grad=True)", *program])
+    call = f"count_graph_ops({names[-1]}) after {setup}"
+    return tensors[-1], counts, call
 
 
 @exercise("count_graph_ops")
