@@ -12,7 +12,7 @@ from . import gpu, stubs, tracebacks
 from . import messages as msg
 from .known_errors import likely_cause
 from .manifest import PROJECT_ROOT, Manifest, ManifestError, UnknownExercise, load
-from .session import EXERCISE_PROPERTY, TODO_PROPERTY, KataSession
+from .session import EXERCISE_PROPERTY, TODO_PROPERTY, KataSession, carry_properties, report_property
 
 # Learners re-run a kata every few minutes: 30 random cases per property keep a run short
 # and still catch every mutant in tests/mutants/. No deadline: torch code on a busy laptop
@@ -201,9 +201,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytes
 
 @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_runtest_makereport")
 def pytest_runtest_makereport_explain(item: pytest.Item, call: pytest.CallInfo):
-    """Outermost: add the likely cause of a known PyTorch error; keep a TODO report one line."""
+    """Outermost: add the likely cause of a known PyTorch error; keep a TODO report one line.
+
+    The harness's properties move to attributes of the report when `--junitxml` writes it: a
+    learner's JUnit XML stays valid xunit2 (watch and list never write JUnit and read them too).
+    """
     report = yield
-    if dict(report.user_properties).get(TODO_PROPERTY):
+    carry_properties(report, keep_user_properties=not item.config.getoption("xmlpath", None))
+    if report_property(report, TODO_PROPERTY):
         # Hypothesis adds a section with a seed to reproduce; a stub needs no reproducing.
         report.sections = [s for s in report.sections if s[0] != "Hypothesis"]
         return report

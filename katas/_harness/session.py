@@ -12,9 +12,28 @@ from .importer import KataModuleFinder
 from .manifest import Kata, Manifest, UnknownExercise
 from .progress import Progress
 
-# Carried on test reports (and so across xdist workers) as user_properties.
+# Carried on items and test reports as user_properties; on reports also as attributes of the
+# same names, which pytest-xdist serialises with the report.
 EXERCISE_PROPERTY = "katas_exercise"
 TODO_PROPERTY = "katas_todo"
+HARNESS_PROPERTIES = (EXERCISE_PROPERTY, TODO_PROPERTY)
+
+
+def report_property(report: pytest.TestReport, name: str) -> object:
+    """One of HARNESS_PROPERTIES of a report: its attribute, else its user_properties entry."""
+    value = getattr(report, name, None)
+    return value if value is not None else dict(report.user_properties).get(name)
+
+
+def carry_properties(report: pytest.TestReport, *, keep_user_properties: bool) -> None:
+    """Copy the harness's user_properties to attributes of the report; drop them from
+    user_properties unless kept (`--junitxml` writes user_properties as <properties> inside
+    <testcase>, which the xunit2 schema does not allow)."""
+    for name, value in report.user_properties:
+        if name in HARNESS_PROPERTIES:
+            setattr(report, name, value)
+    if not keep_user_properties:
+        report.user_properties = [p for p in report.user_properties if p[0] not in HARNESS_PROPERTIES]
 
 
 def outcome_of(report: pytest.TestReport) -> tuple[str, str] | None:
@@ -22,12 +41,11 @@ def outcome_of(report: pytest.TestReport) -> tuple[str, str] | None:
 
     outcome is passed, skipped, todo (an untouched stub) or failed.
     """
-    properties = dict(report.user_properties)
-    qualname = properties.get(EXERCISE_PROPERTY)
+    qualname = report_property(report, EXERCISE_PROPERTY)
     if qualname is None:
         return None
     if report.failed:
-        return qualname, "todo" if properties.get(TODO_PROPERTY) else "failed"
+        return qualname, "todo" if report_property(report, TODO_PROPERTY) else "failed"
     if report.skipped:
         return qualname, "skipped"
     if report.when == "call":
