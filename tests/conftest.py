@@ -2,6 +2,10 @@ import os
 
 import pytest
 
+# pytester for the project's own tests. Named here, not in the root conftest.py, which learners'
+# handouts share: this conftest is one pytest loads at start-up (tests/ is where it looks).
+pytest_plugins = ["pytester"]
+
 # The project's tests read the harness's English messages; tests of the Chinese ones ask for them.
 os.environ["KATAS_LANG"] = "en"
 

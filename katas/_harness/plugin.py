@@ -1,4 +1,4 @@
-"""The pytest plugin behind every kata run (loaded by the root conftest.py): hooks only."""
+"""The pytest plugin behind every kata run (switched on by pytest_entry.py): hooks only."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--katas-root",
         metavar="DIR",
-        help="(maintainers) project root holding katas/manifest.toml; default: this checkout",
+        help="(maintainers) project root holding katas/manifest.toml; default: found from the paths given",
     )
 
 
@@ -71,7 +71,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if current_profile() == "default":  # never override --hypothesis-profile or CI's
         settings.load_profile("katas")
 
-    root = Path(config.getoption("katas_root") or PROJECT_ROOT).resolve()
+    from .pytest_entry import FOUND_ROOT  # here, not above: the root conftest asks if pytest loaded it
+
+    root = Path(config.getoption("katas_root") or config.stash.get(FOUND_ROOT, PROJECT_ROOT)).resolve()
     try:
         manifest = load(root)
     except ManifestError as err:
