@@ -24,11 +24,11 @@ def train_step(
     forward pass and loss, `backward()`, `optimizer.step()`. The loss returned is the
     one computed in this step, before the update.
 
-    >>> torch.manual_seed(0)
+    >>> _ = torch.manual_seed(0)
     >>> model = nn.Linear(2, 1)
     >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     >>> train_step(model, nn.MSELoss(), optimizer, torch.randn(4, 2), torch.randn(4, 1))
-    0.9409753680229187
+    0.94097...
 
     Docs: https://docs.pytorch.org/tutorials/beginner/basics/optimization_tutorial.html
     """
@@ -44,13 +44,14 @@ def train_epoch(
     mode), then take one step per batch. `loss_fn` averages over a batch, so weight
     each batch's loss by the batch's size: a short last batch must count less.
 
-    >>> torch.manual_seed(0)
+    >>> from torch.utils.data import TensorDataset
+    >>> _ = torch.manual_seed(0)
     >>> model = nn.Linear(2, 1)
     >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     >>> x, y = torch.randn(10, 2), torch.randn(10, 1)
     >>> loader = DataLoader(TensorDataset(x, y), batch_size=4)  # batches of 4, 4 and 2 samples
     >>> train_epoch(model, nn.MSELoss(), optimizer, loader)  # (4*loss1 + 4*loss2 + 2*loss3) / 10
-    2.1388162851333616
+    2.13881...
 
     Docs: https://docs.pytorch.org/docs/stable/data.html#torch.utils.data.DataLoader
     """
@@ -64,10 +65,14 @@ def evaluate(model: nn.Module, loss_fn: LossFn, loader: DataLoader) -> float:
     statistics) and under `torch.no_grad()` (no graph is built). Afterwards the
     model must be back in the mode it was in before the call, training or not.
 
-    >>> model.training  # the model and loader of train_epoch's example, after that epoch
+    >>> from torch.utils.data import TensorDataset
+    >>> _ = torch.manual_seed(0)
+    >>> model = nn.Linear(2, 1)
+    >>> loader = DataLoader(TensorDataset(torch.randn(10, 2), torch.randn(10, 1)), batch_size=4)
+    >>> model.training
     True
     >>> evaluate(model, nn.MSELoss(), loader)
-    2.0824251651763914
+    2.13909...
     >>> model.training
     True
 
@@ -91,7 +96,7 @@ def fit(
     Stop right after the first loss below `threshold` (keep it in the list), or
     after `max_steps` steps when the threshold is never reached. Return the losses.
 
-    >>> torch.manual_seed(0)
+    >>> _ = torch.manual_seed(0)
     >>> model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
     >>> optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
     >>> xor_inputs = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -121,7 +126,7 @@ def accumulated_step(
     (len(part) / len(inputs)), backward. Step once at the end. The update then
     equals one step on the whole batch. Return the whole batch's loss as a float.
 
-    >>> torch.manual_seed(0)
+    >>> _ = torch.manual_seed(0)
     >>> model = nn.Linear(2, 1)
     >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     >>> x, y = torch.randn(7, 2), torch.randn(7, 1)
@@ -148,12 +153,12 @@ def clipped_step(
     `step()`. Return the total gradient norm before clipping (what
     `clip_grad_norm_` returns) as a Python float.
 
-    >>> torch.manual_seed(0)
+    >>> _ = torch.manual_seed(0)
     >>> model = nn.Linear(2, 1)
     >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     >>> x, y = torch.randn(4, 2), 50 * torch.randn(4, 1)
     >>> clipped_step(model, nn.MSELoss(), optimizer, x, y, 1.0)  # step() used a gradient of norm 1.0
-    55.98977279663086
+    55.98977...
 
     Docs: https://docs.pytorch.org/docs/stable/generated/torch.nn.utils.clip_grad_norm_.html
     """
@@ -195,6 +200,7 @@ def seeded_losses(
     generator, `torch.Generator().manual_seed(seed)`. Train in training mode, one
     step per batch. The same seed must give the same list, bit for bit.
 
+    >>> from torch.utils.data import TensorDataset
     >>> dataset = TensorDataset(torch.randn(10, 2), torch.randn(10, 1))
     >>> def make_model():
     ...     return nn.Sequential(nn.Linear(2, 6), nn.Dropout(0.3), nn.Linear(6, 1))

@@ -24,7 +24,9 @@ def parameter_shapes(model: nn.Module) -> list[tuple[str, torch.Size]]:
     `print(name, param.size())` shows. Buffers (BatchNorm's running statistics) are not
     parameters; frozen parameters (requires_grad=False) still are.
 
-    >>> for name, shape in parameter_shapes(SimpleNet()):  # Linear 2 -> 4, ReLU, Linear 4 -> 1
+    >>> from collections import OrderedDict
+    >>> simple_net = nn.Sequential(OrderedDict(fc1=nn.Linear(2, 4), relu=nn.ReLU(), fc2=nn.Linear(4, 1)))
+    >>> for name, shape in parameter_shapes(simple_net):  # the article's SimpleNet: 2 -> 4 -> 1
     ...     print(name, shape)
     fc1.weight torch.Size([4, 2])
     fc1.bias torch.Size([4])
@@ -42,9 +44,13 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
     Save the `state_dict()` (parameters and buffers, by name), not the model object: only
     plain tensors load with `torch.load(path, weights_only=True)`.
 
+    >>> tmp = Path(tempfile.mkdtemp())  # a new empty folder
+    >>> model, fresh = nn.Linear(3, 2), nn.Linear(3, 2)
     >>> save_weights(model, tmp / "model.pth")
     >>> fresh.load_state_dict(torch.load(tmp / "model.pth", weights_only=True))
     <All keys matched successfully>
+    >>> torch.equal(fresh.weight, model.weight)
+    True
 
     Docs: https://docs.pytorch.org/tutorials/beginner/saving_loading_models.html
     """
@@ -58,9 +64,11 @@ def load_to_device(path: str | os.PathLike, device: str | torch.device) -> dict[
     this machine may not have. `map_location` places each tensor while loading. Load with
     `weights_only=True` (never run code hidden in a file).
 
-    >>> state = load_to_device("trained_on_gpu.pt", "cpu")
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> torch.save(nn.Linear(3, 2).state_dict(), tmp / "weights.pt")  # here from the CPU
+    >>> state = load_to_device(tmp / "weights.pt", "meta")  # the same call takes cuda:0 tensors to "cpu"
     >>> {t.device for t in state.values()}
-    {device(type='cpu')}
+    {device(type='meta')}
 
     Docs: https://docs.pytorch.org/docs/stable/generated/torch.load.html
     """
@@ -74,8 +82,14 @@ def safe_load(path: str | os.PathLike, trusted: Sequence[type] = ()) -> Any:
     torch's error through). Trust the extra classes for this one call only:
     `torch.serialization.safe_globals(...)` is a context manager.
 
-    >>> safe_load("ckpt.pt", trusted=[argparse.Namespace])["args"]
+    >>> import argparse
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> torch.save({"args": argparse.Namespace(lr=0.1), "step": 7}, tmp / "ckpt.pt")
+    >>> safe_load(tmp / "ckpt.pt", trusted=[argparse.Namespace])["args"]
     Namespace(lr=0.1)
+    >>> safe_load(tmp / "ckpt.pt")
+    Traceback (most recent call last):
+    _pickle.UnpicklingError: Weights only load failed...
 
     Docs: https://docs.pytorch.org/docs/stable/notes/serialization.html#weights-only
     """
@@ -88,7 +102,10 @@ def save_atomically(obj: Any, path: str | os.PathLike) -> None:
     Write to a temporary file in the same directory as `path`, then `os.replace` it onto
     `path`. If anything fails, remove the temporary file and re-raise the error.
 
-    >>> save_atomically({"epoch": 3, "model": model.state_dict()}, "ckpt.pt")
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> save_atomically({"epoch": 3, "model": nn.Linear(3, 2).state_dict()}, tmp / "ckpt.pt")
+    >>> sorted(os.listdir(tmp)), torch.load(tmp / "ckpt.pt", weights_only=True)["epoch"]
+    (['ckpt.pt'], 3)
 
     Docs: https://docs.pytorch.org/docs/stable/generated/torch.save.html
     """
@@ -109,7 +126,13 @@ def save_checkpoint(
      "rng": {"torch": torch's global RNG state, "python": random.getstate(),
              "generator": the state of `generator` (the DataLoader's), or None}}
 
-    >>> save_checkpoint("ckpt.pt", model, optimizer, epoch=2, generator=loader_generator)
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> model = nn.Linear(3, 2)
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    >>> loader_generator = torch.Generator().manual_seed(0)
+    >>> save_checkpoint(tmp / "ckpt.pt", model, optimizer, epoch=2, generator=loader_generator)
+    >>> sorted(torch.load(tmp / "ckpt.pt", weights_only=True))
+    ['epoch', 'model', 'optimizer', 'rng']
 
     Docs: https://docs.pytorch.org/tutorials/beginner/saving_loading_models.html
     """
@@ -129,9 +152,14 @@ def load_checkpoint(
     Load with `map_location="cpu"` (the file may come from a GPU; RNG states are CPU
     tensors) and `weights_only=True`.
 
-    >>> start = load_checkpoint("ckpt.pt", model, optimizer, generator=loader_generator)
-    >>> start
-    2
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> model = nn.Linear(3, 2)
+    >>> save_checkpoint(tmp / "ckpt.pt", model, torch.optim.SGD(model.parameters(), lr=0.1), epoch=2)
+    >>> next_draw = torch.rand(3)  # what the uninterrupted run draws next
+    >>> fresh = nn.Linear(3, 2)
+    >>> start = load_checkpoint(tmp / "ckpt.pt", fresh, torch.optim.SGD(fresh.parameters(), lr=0.1))
+    >>> start, torch.equal(fresh.weight, model.weight), torch.equal(torch.rand(3), next_draw)
+    (2, True, True)
 
     Docs: https://docs.pytorch.org/docs/stable/generated/torch.get_rng_state.html
     """
@@ -145,7 +173,8 @@ def load_matching(model: nn.Module, state: Mapping[str, Tensor]) -> tuple[list[s
     If not one key matches, raise ValueError: loading nothing silently is a bug.
 
     >>> model = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
-    >>> load_matching(model, {"0.weight": w, "0.bias": b, "old.weight": v})
+    >>> state = {"0.weight": torch.ones(4, 2), "0.bias": torch.zeros(4), "old.weight": torch.ones(3)}
+    >>> load_matching(model, state)
     (['2.weight', '2.bias'], ['old.weight'])
 
     Docs: https://docs.pytorch.org/docs/stable/generated/torch.nn.Module.html#torch.nn.Module.load_state_dict
@@ -160,7 +189,11 @@ def load_backbone(model: nn.Module, state: Mapping[str, Tensor], head: str) -> l
     Return the keys left untouched (the head's). Raise ValueError if any other key is
     missing or unexpected: a backbone that does not match must not pass silently.
 
-    >>> load_backbone(Classifier(classes=5), pretrained_3_classes.state_dict(), head="head")
+    >>> from collections import OrderedDict
+    >>> def classifier(classes):
+    ...     return nn.Sequential(OrderedDict(body=nn.Linear(2, 8), head=nn.Linear(8, classes)))
+    >>> pretrained_3_classes = classifier(3)
+    >>> load_backbone(classifier(5), pretrained_3_classes.state_dict(), head="head")
     ['head.weight', 'head.bias']
 
     Docs: https://docs.pytorch.org/tutorials/beginner/saving_loading_models.html

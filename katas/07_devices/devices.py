@@ -23,7 +23,7 @@ def choose_device(override: str | torch.device | None = None) -> torch.device:
     Always return a `torch.device`, never a string. Ask `torch.cuda.is_available()`
     at call time (the tests pretend CUDA is there, or not, by replacing it).
 
-    >>> choose_device()  # on a machine without a GPU
+    >>> choose_device()  # without a GPU; device(type='cuda') with one, so not checked  # doctest: +SKIP
     device(type='cpu')
     >>> choose_device("meta")  # an explicit choice wins, GPU or not
     device(type='meta')
@@ -127,8 +127,10 @@ def strip_module_prefix(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     expects "fc.weight". Only a leading "module." goes; "encoder.module.weight"
     stays as it is. Keep the order and the tensors.
 
-    >>> strip_module_prefix({"module.fc.weight": w, "module.fc.bias": b})
-    {'fc.weight': w, 'fc.bias': b}
+    >>> w, b = torch.ones(2, 3), torch.zeros(2)
+    >>> plain = strip_module_prefix({"module.fc.weight": w, "module.fc.bias": b})
+    >>> list(plain), plain["fc.weight"] is w
+    (['fc.weight', 'fc.bias'], True)
 
     Docs: https://docs.pytorch.org/docs/stable/generated/torch.nn.DataParallel.html
     """
@@ -144,8 +146,12 @@ def ddp_gradients(model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str
     backpropagate, and return {name: grad} under the plain model's parameter
     names (no "module." prefix).
 
-    >>> ddp_gradients(model, x_shard, y_shard)  # on every rank: the full batch's gradient
-    {'0.weight': tensor(...), '0.bias': tensor(...), ...}
+    Not run as a doctest: it needs the process group the tests start. On each
+    of two ranks, with the same `model = nn.Linear(2, 1)` and its own shard:
+
+    >>> grads = ddp_gradients(model, x_shard, y_shard)  # doctest: +SKIP
+    >>> sorted(grads), grads["weight"].shape  # every rank: the full batch's gradient  # doctest: +SKIP
+    (['bias', 'weight'], torch.Size([1, 2]))
 
     Docs: https://docs.pytorch.org/docs/stable/notes/ddp.html
     """
@@ -166,6 +172,7 @@ def shard_loader(
     tell it the epoch, so that each epoch has a new order. `num_replicas` and
     `rank` default, as in DistributedSampler, to the process group's.
 
+    >>> from torch.utils.data import TensorDataset
     >>> [b.tolist() for (b,) in shard_loader(TensorDataset(torch.arange(6)), 2, 0, num_replicas=2, rank=0)]
     [[2, 3], [1]]
 

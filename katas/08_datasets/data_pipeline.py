@@ -61,6 +61,7 @@ def make_loader(
     then visit the samples in the same order, whatever the global RNG holds, and
     the global RNG is left alone.
 
+    >>> from torch.utils.data import TensorDataset
     >>> loader = make_loader(TensorDataset(torch.arange(10)), 4, shuffle=False)
     >>> len(loader), [len(x) for (x,) in loader]
     (3, [4, 4, 2])
@@ -158,6 +159,7 @@ def split_dataset(dataset: Dataset, fractions: Sequence[float], seed: int) -> li
     not exactly 1, such as [2/13, 5/13, 3/13, 3/13], must work too. The same seed
     gives the same split, whatever the global RNG holds.
 
+    >>> from torch.utils.data import TensorDataset
     >>> train, val = split_dataset(TensorDataset(torch.arange(10)), [0.8, 0.2], seed=0)
     >>> len(train), len(val)
     (8, 2)

@@ -112,8 +112,11 @@ def evaluate_accuracy(model: nn.Module, loader: DataLoader) -> float:
     samples, not per batch. The model may live on any device: take it from
     `next(model.parameters()).device` and move every batch there.
 
-    >>> evaluate_accuracy(model, test_loader)
-    0.98
+    >>> train_loader, test_loader = split_loaders(SpiralDataset(100, 0.05, seed=0), 0.25, 32, seed=0)
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model(64)
+    >>> evaluate_accuracy(model, test_loader), model.training  # untrained: about chance
+    (0.46, True)
 
     Docs: https://docs.pytorch.org/docs/stable/generated/torch.nn.Module.html#torch.nn.Module.eval
     """
@@ -128,8 +131,11 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: 
     backpropagate, step. The result weights each batch's loss by its size, so a short
     last batch counts less: sum(loss_b * len_b) / number of samples, a Python float.
 
+    >>> train_loader, test_loader = split_loaders(SpiralDataset(100, 0.05, seed=0), 0.25, 32, seed=0)
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model(64)
     >>> train_one_epoch(model, torch.optim.Adam(model.parameters(), lr=0.01), train_loader)
-    0.6412
+    0.73663...
 
     Docs: https://docs.pytorch.org/tutorials/beginner/basics/optimization_tutorial.html
     """
@@ -155,7 +161,14 @@ def save_training_state(
     `os.replace` it onto `path`; if the save fails, remove the temporary file and let
     the error propagate. A crash midway must leave the previous checkpoint intact.
 
+    >>> train_loader, test_loader = split_loaders(SpiralDataset(100, 0.05, seed=0), 0.25, 32, seed=0)
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model(64)
+    >>> optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    >>> tmp = Path(tempfile.mkdtemp())  # a new empty folder
     >>> save_training_state(tmp / "ckpt.pt", model, optimizer, train_loader, epoch=3, losses=[0.7, 0.5, 0.4])
+    >>> sorted(torch.load(tmp / "ckpt.pt", weights_only=True)), os.listdir(tmp)
+    (['epoch', 'losses', 'model', 'optimizer', 'rng'], ['ckpt.pt'])
 
     Docs: https://docs.pytorch.org/docs/stable/generated/torch.save.html
     """
@@ -173,8 +186,18 @@ def resume_training(
     (when it has one). Return the epoch unchanged: it counts the completed epochs, so
     training continues with epoch + 1.
 
+    >>> train_loader, test_loader = split_loaders(SpiralDataset(100, 0.05, seed=0), 0.25, 32, seed=0)
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model(64)
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    >>> save_training_state(tmp / "ckpt.pt", model, optimizer, train_loader, epoch=3, losses=[0.7, 0.5, 0.4])
+    >>> fresh_model = build_model(64)
+    >>> fresh_optimizer = torch.optim.Adam(fresh_model.parameters(), lr=0.01)
     >>> resume_training(tmp / "ckpt.pt", fresh_model, fresh_optimizer, train_loader)
     (3, [0.7, 0.5, 0.4])
+    >>> torch.equal(fresh_model[0].weight, model[0].weight)
+    True
 
     Docs: https://docs.pytorch.org/tutorials/beginner/saving_loading_models.html
     """
@@ -198,8 +221,16 @@ def fit(
     `epochs`, those of the interrupted run included. A resumed run must end with exactly
     the weights and losses of a run that was never interrupted.
 
-    >>> fit(model, optimizer, train_loader, epochs=3, path=tmp / "ckpt.pt")
-    [0.69, 0.52, 0.41]
+    >>> train_loader, test_loader = split_loaders(SpiralDataset(100, 0.05, seed=0), 0.25, 32, seed=0)
+    >>> _ = torch.manual_seed(0)
+    >>> model = build_model(64)
+    >>> optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> losses = fit(model, optimizer, train_loader, epochs=3, path=tmp / "ckpt.pt")
+    >>> len(losses), torch.load(tmp / "ckpt.pt", weights_only=True)["epoch"]
+    (3, 3)
+    >>> fit(model, optimizer, train_loader, epochs=3, path=tmp / "ckpt.pt") == losses  # nothing left to train
+    True
 
     Docs: https://docs.pytorch.org/tutorials/recipes/recipes/saving_and_loading_a_general_checkpoint.html
     """
@@ -216,6 +247,7 @@ def run_experiment(workdir: str | os.PathLike, seed: int, epochs: int) -> float:
     A second call with the same arguments resumes from the checkpoint, trains no more,
     and returns the same accuracy.
 
+    >>> tmp = Path(tempfile.mkdtemp())
     >>> run_experiment(tmp, seed=0, epochs=30) >= 0.95
     True
 
