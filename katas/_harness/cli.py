@@ -96,6 +96,14 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
+    from .grading import classroom  # a class folder (a sub-folder or .zip per student) goes its own way
+
+    try:
+        if classroom.is_class_folder(load(args.root), Path(args.submission), args):
+            return classroom.main(load(args.root), args)
+    except classroom.ClassError as err:
+        return _error(str(err))
+
     from .grading import report
     from .grading.run import Limits, grade
 
@@ -231,6 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
     grade_cmd.add_argument("--memory-mb", type=int, default=4096, help="address-space limit per kata")
     grade_cmd.add_argument(
         "--user", help="run the submission's code as this unprivileged account (needs root)"
+    )
+    class_options = grade_cmd.add_argument_group(
+        "a class", "SUBMISSIONS_DIR may hold one sub-folder or .zip per student (named by the student's id)"
+    )
+    class_options.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="gradebook.csv, students/ID.json, class-report.html go here (default: SUBMISSIONS_DIR-grades)",
+    )
+    class_options.add_argument("--jobs", type=int, default=2, metavar="N", help="students graded N at a time")
+    class_options.add_argument(
+        "--no-cache", action="store_true", help="grade every student again (default: new or changed ones)"
     )
     grade_cmd.set_defaults(func=_cmd_grade)
 
