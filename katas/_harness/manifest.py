@@ -142,6 +142,21 @@ def _check_unique(names: list[str], what: str) -> None:
         seen.add(name)
 
 
+def is_tree(root: Path) -> bool:
+    """A torch-katas checkout or handout: the manifest beside the kata folders.
+
+    An installed (non-editable) torch-katas has the manifest in site-packages but no kata folder.
+    """
+    return (root / "katas" / MANIFEST_NAME).is_file() and any(root.glob("katas/*/test_*.py"))
+
+
+def find_tree(cwd: Path) -> Path | None:
+    """The tree the commands work on: the harness's own, else the one at or above `cwd`."""
+    if is_tree(PROJECT_ROOT):
+        return PROJECT_ROOT
+    return next((folder for folder in (cwd, *cwd.parents) if is_tree(folder)), None)
+
+
 def read(root: Path = PROJECT_ROOT) -> Manifest:
     path = root / "katas" / MANIFEST_NAME
     try:

@@ -111,6 +111,10 @@ HINT_UNKNOWN = (
 )
 WATCH_UNKNOWN_KATA = "no kata named '{name}'{close} (katas: {names})"
 DID_YOU_MEAN_SUFFIX = "; did you mean: {names}?"
+NEEDS_CHECKOUT = (
+    "{cwd} is not inside a torch-katas folder: cd into your clone of the torch-katas repository "
+    "(or the copy your course handed out) and run the command there"
+)
 ERROR_PREFIX = "error: "
 
 if _language() == "zh":

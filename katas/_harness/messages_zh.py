@@ -90,4 +90,5 @@ HINT_AMBIGUOUS = "'{name}' 不能唯一确定一个练习；你是不是想要�
 HINT_UNKNOWN = "没有名为 '{name}' 的练习；练习名的格式是 KATA/FUNCTION，例如 01_autograd/grad_at（完整列表见 katas/manifest.toml）"
 WATCH_UNKNOWN_KATA = "没有名为 '{name}' 的 kata{close}（kata 列表：{names}）"
 DID_YOU_MEAN_SUFFIX = "；你是不是想要：{names}？"
+NEEDS_CHECKOUT = "{cwd} 不在 torch-katas 文件夹中：请先 cd 进入你克隆的 torch-katas 仓库（或课程发给你的副本），再运行这条命令"
 ERROR_PREFIX = "错误："
