@@ -104,18 +104,20 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     except classroom.ClassError as err:
         return _error(str(err))
 
-    from .grading import report
-    from .grading.run import Limits, grade
+    from .grading import grade_command, report
+    from .grading.run import Limits
 
     formats = [f for value in args.format or ["markdown"] for f in value.split(",") if f]
     unknown = sorted(set(formats) - set(report.FORMATS))
     if unknown:
         return _error(f"unknown format {', '.join(unknown)}; choose from {', '.join(report.FORMATS)}")
-    outs = args.out or []
-    if len(outs) > len(formats) or (len(formats) > 1 and len(outs) != len(formats)):
-        return _error("give one --out FILE per --format, in the same order (or one format and no --out)")
-    if "junit" in formats and not outs:
-        return _error("--format junit needs --out FILE")
+    outs = args.out or [report.STDOUT] * (len(formats) == 1)
+    if len(outs) != len(formats) or outs.count(report.STDOUT) > 1:
+        return _error("give one --out FILE per --format, in the same order (at most one --out -)")
+    try:
+        fail_under = None if args.fail_under is None else grade_command.Threshold.parse(args.fail_under)
+    except ValueError as err:
+        return _error(str(err))
     from .grading.tree import locate
 
     manifest = load(args.root)
@@ -129,6 +131,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         kata_timeout=args.kata_timeout,
         test_timeout=args.test_timeout,
         memory_mb=args.memory_mb,
+        jobs=getattr(args, "jobs", None) or Limits.jobs,  # --jobs comes with the class options
         user=args.user,
     )
     if args.user is not None:
@@ -138,15 +141,10 @@ def _cmd_grade(args: argparse.Namespace) -> int:
             pwd.getpwnam(args.user)
         except KeyError:
             return _error(f"no user account named '{args.user}'; create it or leave out --user")
-    result = grade(manifest, submission, limits)
-    if outs:
-        for fmt, out in zip(formats, outs, strict=True):
-            report.write(result, fmt, Path(out))
-        print(f"torch-katas: {result.points}/{result.max_points} points; wrote {', '.join(outs)}")
-    else:
-        print(report.render(result, formats[0]))
-    report.append_step_summary(result)
-    return 0
+    reports = list(zip(formats, outs, strict=True))
+    return grade_command.run(
+        manifest, submission, limits, reports, deadline=args.deadline, fail_under=fail_under
+    )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -233,7 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
     grade_cmd.add_argument(
         "--format", action="append", help="json, gradescope, junit or markdown; repeat or comma-separate"
     )
-    grade_cmd.add_argument("--out", action="append", metavar="FILE", help="one per --format, in order")
+    grade_cmd.add_argument(
+        "--out", action="append", metavar="FILE", help="one per --format, in order; - is standard output"
+    )
+    grade_cmd.add_argument(
+        "--deadline", type=float, metavar="SECONDS", help="stop grading after this many seconds in all"
+    )
+    grade_cmd.add_argument(
+        "--fail-under",
+        metavar="SCORE",
+        help="exit 1 if the total is below SCORE: points (40) or a percentage (80%%); default: exit 0",
+    )
     grade_cmd.add_argument("--kata-timeout", type=float, default=300.0, help="seconds of wall clock per kata")
     grade_cmd.add_argument("--test-timeout", type=int, default=60, help="seconds per test")
     grade_cmd.add_argument("--memory-mb", type=int, default=4096, help="address-space limit per kata")
