@@ -117,5 +117,19 @@ NEEDS_CHECKOUT = (
 )
 ERROR_PREFIX = "error: "
 
+# Values that come back from learner code (values.py) and library calls it must not make (forbid.py).
+VALUE_CALLED = "Called {call}."
+VALUE_SUBCLASS = (
+    "It returned {what}, a subclass of {base}; return a plain {base} (the tests compare exact types)"
+)
+VALUE_OVERRIDES = (
+    "It returned {what}, whose class defines {dunders}; return plain values: floats, tensors, lists "
+    "(the tests compare exact types)"
+)
+VALUE_AT = " (at result{path})"
+VALUE_A = "a {type}"
+VALUE_AN = "an {type}"
+VALUE_YIELDED = "{call}, item {index} it yielded"
+
 if _language() == "zh":
     from .messages_zh import *  # noqa: F403  (same names, Chinese text)

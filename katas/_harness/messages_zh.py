@@ -92,3 +92,13 @@ WATCH_UNKNOWN_KATA = "没有名为 '{name}' 的 kata{close}（kata 列表：{nam
 DID_YOU_MEAN_SUFFIX = "；你是不是想要：{names}？"
 NEEDS_CHECKOUT = "{cwd} 不在 torch-katas 文件夹中：请先 cd 进入你克隆的 torch-katas 仓库（或课程发给你的副本），再运行这条命令"
 ERROR_PREFIX = "错误："
+
+VALUE_CALLED = "调用了 {call}。"
+VALUE_SUBCLASS = "它返回了 {what}，这是 {base} 的子类；请返回普通的 {base}（测试会比较确切的类型）"
+VALUE_OVERRIDES = (
+    "它返回了 {what}，它的类定义了 {dunders}；请返回普通的值：浮点数、张量、列表（测试会比较确切的类型）"
+)
+VALUE_AT = "（位于 result{path}）"
+VALUE_A = "{type}"
+VALUE_AN = "{type}"
+VALUE_YIELDED = "{call} 产出的第 {index} 项"
