@@ -108,8 +108,10 @@ def model_size(build: Callable[[], nn.Module]) -> tuple[int, int]:
 def autocast_forward(model: nn.Module, x: Tensor) -> Tensor:
     """Return model(x) computed under autocast for x's device type.
 
-    Use bfloat16 on the CPU and float16 on CUDA. Autocast runs matmuls in the
-    lower precision while the model's weights stay float32: do not convert the model.
+    Use bfloat16 on the CPU and float16 on CUDA, which every CUDA card runs (on
+    Ampere and newer cards, training code usually picks bfloat16 and needs no
+    GradScaler; float16 needs one). Autocast runs matmuls in the lower
+    precision while the model's weights stay float32: do not convert the model.
 
     >>> autocast_forward(torch.nn.Linear(3, 2), torch.ones(1, 3)).dtype
     torch.bfloat16
