@@ -88,7 +88,7 @@ KNOWN_ERRORS_ZH: dict[str, str] = {
     "does not require grad and does not have a grad_fn": (
         "backward() 或 autograd.grad() 遇到了一个 autograd 从未追踪的张量。创建输入时加上 "
         "requires_grad=True（或调用 .requires_grad_()），并确认计算不在 torch.no_grad() 里、"
-        "也没有被 .detach() 切断。要对梯度再求导，第一次 torch.autograd.grad() 需要 create_graph=True。"
+        "也没有被 .detach() 阻断。要对梯度再求导，第一次 torch.autograd.grad() 需要 create_graph=True。"
     ),
     "Trying to backward through the graph a second time": (
         "第一次 backward() 已经释放了计算图保存的张量。对同一张图的每次 backward() 都传入 "
