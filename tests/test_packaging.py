@@ -4,6 +4,7 @@ checkout, and the pytest11 entry point that switches the kata plugin on."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -253,3 +254,38 @@ def test_an_unrelated_project_is_not_affected(pytester: pytest.Pytester):
     refused = pytester.runpytest_subprocess("--solutions")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines(["*unrecognized arguments: --solutions*"])
+
+
+# Workflows
+
+WORKFLOWS = [
+    *sorted((ROOT / ".github" / "workflows").glob("*.yml")),
+    ROOT / "katas/_harness/grading/grade.yml",
+]
+USES = re.compile(r"^\s*(?:- )?uses: (?P<action>[\w.-]+/[\w.-]+)@(?P<ref>\S+)(?: # (?P<version>v\S+))?$")
+
+
+def pinned_actions(path: Path) -> list[re.Match]:
+    return [m for line in path.read_text(encoding="utf-8").splitlines() if (m := USES.match(line))]
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_every_action_is_pinned_by_commit_sha_with_its_release_in_a_comment(workflow):
+    uses = pinned_actions(workflow)
+    assert uses
+    for use in uses:
+        assert re.fullmatch(r"[0-9a-f]{40}", use["ref"]), (
+            f"{workflow.name}: pin {use['action']} by commit SHA"
+        )
+        assert use["version"], f"{workflow.name}: name {use['action']}'s release in a comment"
+    text = workflow.read_text(encoding="utf-8")
+    assert "timeout-minutes:" in text and "cancel-in-progress: true" in text
+    assert "permissions:\n  contents: read\n" in text
+
+
+def test_the_handout_workflow_uses_the_releases_dependabot_keeps_current_in_ci():
+    """Dependabot updates .github/workflows only; grade.yml must follow ci.yml by hand."""
+    ci = {m["action"]: m["ref"] for m in pinned_actions(ROOT / ".github/workflows/ci.yml")}
+    for use in pinned_actions(ROOT / "katas/_harness/grading/grade.yml"):
+        if use["action"] in ci:
+            assert use["ref"] == ci[use["action"]], f"grade.yml: pin {use['action']} as ci.yml does"
