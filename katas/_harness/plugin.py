@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from . import gpu, stubs, tracebacks
+from . import gpu, policy, stubs, tracebacks
 from . import messages as msg
 from .known_errors import likely_cause
 from .manifest import PROJECT_ROOT, Manifest, ManifestError, UnknownExercise, load
@@ -174,6 +174,27 @@ def _wanted_exercise(config: pytest.Config, manifest: Manifest) -> str | None:
     except UnknownExercise as err:
         close = f"; did you mean {', '.join(err.suggestions)}?" if err.suggestions else ""
         raise pytest.UsageError(msg.UNKNOWN_EXERCISE_OPTION.format(name=name, close=close)) from None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """Warn, in the grader's own words, about each kata file of this run the grader would score zero."""
+    session = config.stash.get(SESSION, None)
+    if session is None or hasattr(config, "workerinput"):
+        return
+    seen = session.progress.katas_seen
+    lines = [
+        line
+        for kata in session.manifest.katas
+        if kata.name in seen
+        for line in policy.learner_warning(
+            kata.name, kata.stub_path(session.source_root), str(session.stub_path(kata))
+        )
+    ]
+    if lines:
+        terminalreporter.write_sep("=", policy.text("title"), yellow=True, bold=True)
+        for line in lines:
+            terminalreporter.write_line(line, yellow=True)
 
 
 @pytest.hookimpl(tryfirst=True)
