@@ -1,9 +1,17 @@
-"""The pytest plugin inside each graded kata's subprocess (`-p katas._harness.grading.child`).
+"""The pytest plugin inside each graded kata's process (`-p katas._harness.grading.child`).
 
-Before any submission code runs it reads a secret and the report path from a pipe
-(never from argv or the environment, which the submission can read), records the
-functions the tests trust, and at the end writes every test's outcome, signed
-with the secret. A test during which a trusted function was replaced fails.
+Before any submission code runs it reads a key from a pipe (never from argv or the
+environment), records the functions the tests trust, and then streams one record per
+test to the trusted parent over a second pipe, as soon as the test ends, each record
+numbered and signed. Code in a later test cannot rewrite what an earlier test sent.
+
+The verdict is taken from what was raised (`call.excinfo`), not from the report object:
+a skip, an xfail or unittest's SkipTest is sent as what it is, and the parent alone
+decides which skips are allowed. A test during which a trusted function (or its code,
+defaults or closure) was replaced fails.
+
+In `--katas-collect` mode (the grader's own collection of the pristine tree) it sends
+each test's id, exercise and GPU markers instead, plus what CUDA the machine has.
 """
 
 from __future__ import annotations
@@ -13,20 +21,34 @@ import hmac
 import json
 import math
 import os
-from pathlib import Path
 
 import pytest
 
-from ..progress import SEVERITY
-from ..session import outcome_of
+from ..session import EXERCISE_PROPERTY, TODO_PROPERTY, report_property
 
-SECRET_FD_ENV = "KATAS_GRADE_FD"
-MESSAGE_CHARS = 2000
+FDS_ENV = "KATAS_GRADE_FDS"
+MESSAGE_CHARS = 4000
 TAMPERED = "grading: {names} replaced while this test ran; the test earns nothing"
+UNSHOWABLE = "the test raised {kind}, whose message could not be shown ({error})"
 
 
-def sign(secret: bytes, body: str) -> str:
-    return hmac.new(secret, body.encode("utf-8"), hashlib.sha256).hexdigest()
+def sign(key: bytes, seq: int, body: str) -> str:
+    return hmac.new(key, f"{seq}:{body}".encode(), hashlib.sha256).hexdigest()
+
+
+def _fingerprint(value: object) -> tuple:
+    """What `value` runs: the object and, for Python functions, its code, defaults and closure."""
+    function = getattr(value, "__func__", value)
+    parts: list[object] = [id(value)]
+    for attribute in ("__code__", "__defaults__", "__kwdefaults__"):
+        parts.append(id(getattr(function, attribute, None)))
+    cells = getattr(function, "__closure__", None) or ()
+    for cell in cells:
+        try:
+            parts.append(id(cell.cell_contents))
+        except ValueError:  # an empty cell
+            parts.append(None)
+    return tuple(parts)
 
 
 def _trusted() -> dict[str, object]:
@@ -67,56 +89,144 @@ def _current(name: str) -> object:
         return None
 
 
+def _verdict(call: pytest.CallInfo) -> tuple[str, str]:
+    """(outcome, reason) of one phase from what it raised: passed, failed, skipped or xfailed."""
+    excinfo = call.excinfo
+    if excinfo is None:
+        return "passed", ""
+    if excinfo.errisinstance(pytest.skip.Exception):
+        return "skipped", _safe_str(excinfo.value)
+    if excinfo.errisinstance(pytest.xfail.Exception):
+        return "xfailed", _safe_str(excinfo.value)
+    import unittest
+
+    if excinfo.errisinstance(unittest.SkipTest):
+        return "skipped", _safe_str(excinfo.value)
+    return "failed", ""
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)[:MESSAGE_CHARS]
+    except Exception as err:  # noqa: BLE001 - a submission's exception may fail to print
+        return UNSHOWABLE.format(kind=type(value).__name__, error=type(err).__name__)
+
+
 class Grader:
-    def __init__(self, secret: bytes, report: Path):
-        self.secret, self.report = secret, report
-        self.trusted = _trusted()
-        self.results: dict[str, dict] = {}
+    def __init__(self, key: bytes, results_fd: int):
+        self.key = key
+        self.out = os.fdopen(results_fd, "w", encoding="utf-8", buffering=1)
+        self.seq = 0
+        self.trusted = {name: (value, _fingerprint(value)) for name, value in _trusted().items()}
+        self.phases: dict[str, dict] = {}
+
+    def send(self, record: dict) -> None:
+        body = json.dumps(record, sort_keys=True)
+        self.out.write(json.dumps({"seq": self.seq, "body": body, "mac": sign(self.key, self.seq, body)}))
+        self.out.write("\n")
+        self.out.flush()
+        self.seq += 1
 
     def replaced(self) -> list[str]:
-        return [name for name, value in self.trusted.items() if _current(name) is not value]
+        return [
+            name
+            for name, (value, print_) in self.trusted.items()
+            if _current(name) is not value or _fingerprint(value) != print_
+        ]
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
-        report = yield
+        outcome, reason = _verdict(call)
+        try:
+            report = yield
+            message = report.longreprtext[:MESSAGE_CHARS] if outcome == "failed" else reason
+        except Exception as err:  # noqa: BLE001 - e.g. an exception whose __str__ raises
+            kind = type(call.excinfo.value).__name__ if call.excinfo else "an error"
+            message = UNSHOWABLE.format(kind=kind, error=type(err).__name__)
+            report = pytest.TestReport(
+                item.nodeid, item.location, {}, "failed", message, call.when, list(item.user_properties)
+            )
         if call.when == "call":
             names = self.replaced()
             if names:
-                report.outcome = "failed"
-                report.longrepr = TAMPERED.format(names=", ".join(names))
+                outcome, message = "failed", TAMPERED.format(names=", ".join(names))
+                report.outcome, report.longrepr = "failed", message
+        phase = {"outcome": outcome, "message": message, "todo": bool(report_property(report, TODO_PROPERTY))}
+        if hasattr(report, "wasxfail"):
+            phase.update(outcome="xfailed", message=str(report.wasxfail)[:MESSAGE_CHARS])
+        self.phases.setdefault(item.nodeid, {})[call.when] = phase
+        if call.when == "teardown":  # pytest always tears down, whatever setup did
+            self._send_test(item)
         return report
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        recorded = outcome_of(report)
-        if recorded is None:
+    def _send_test(self, item: pytest.Item) -> None:
+        phases = self.phases.pop(item.nodeid, None)
+        if phases is None:
             return
-        exercise, outcome = recorded
-        previous = self.results.get(report.nodeid)
-        if previous is None or SEVERITY[outcome] > SEVERITY[previous["outcome"]]:
-            message = report.longreprtext[:MESSAGE_CHARS] if report.failed else ""
-            self.results[report.nodeid] = {"exercise": exercise, "outcome": outcome, "message": message}
+        worst = next(
+            (
+                phases[w]
+                for w in ("setup", "call", "teardown")
+                if w in phases and phases[w]["outcome"] != "passed"
+            ),
+            {"outcome": "passed", "message": "", "todo": False},
+        )
+        self.send(
+            {
+                "test": item.nodeid,
+                "exercise": dict(item.user_properties).get(EXERCISE_PROPERTY),
+                "outcome": worst["outcome"],
+                "todo": worst["todo"],
+                "message": worst["message"],
+                "phases": sorted(phases),
+            }
+        )
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         names = self.replaced()
-        results = self.results
-        if names:  # replaced after the last test ran: trust nothing
-            results = {
-                k: {**v, "outcome": "failed", "message": TAMPERED.format(names=", ".join(names))}
-                for k, v in results.items()
+        self.send({"end": True, "count": self.seq, "exitstatus": int(exitstatus), "tampered": names})
+        self.out.close()
+
+
+class Collection:
+    """The grader's collection of its own pristine tree: which tests exist, and which need a GPU."""
+
+    def __init__(self, results_fd: int):
+        self.out = os.fdopen(results_fd, "w", encoding="utf-8")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        import torch
+
+        tests = {
+            item.nodeid: {
+                "exercise": dict(item.user_properties).get(EXERCISE_PROPERTY),
+                "gpu": item.get_closest_marker("gpu") is not None,
+                "multi_gpu": item.get_closest_marker("multi_gpu") is not None,
             }
-        body = json.dumps({"results": results, "exitstatus": int(exitstatus)}, sort_keys=True)
-        self.report.write_text(
-            json.dumps({"body": body, "signature": sign(self.secret, body)}), encoding="utf-8"
-        )
+            for item in session.items
+        }
+        cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        json.dump({"tests": tests, "cuda_devices": cuda}, self.out)
+        self.out.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("torch-katas").addoption(
+        "--katas-collect", action="store_true", help="(grader) send the collected tests to the grader"
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    fd = os.environ.pop(SECRET_FD_ENV, None)
-    if fd is None:
+    fds = os.environ.pop(FDS_ENV, None)
+    if fds is None:
         raise pytest.UsageError("katas._harness.grading.child runs only under `python -m katas grade`")
-    with os.fdopen(int(fd), "r", encoding="utf-8") as pipe:
-        handshake = json.loads(pipe.read())
-    grader = Grader(bytes.fromhex(handshake["secret"]), Path(handshake["report"]))
-    config.pluginmanager.register(grader, "katas-grader")
+    key_fd, results_fd = (int(fd) for fd in fds.split(","))
+    with os.fdopen(key_fd, "r", encoding="utf-8") as pipe:
+        key = bytes.fromhex(pipe.read().strip())
+    if config.getoption("katas_collect"):
+        config.pluginmanager.register(Collection(results_fd), "katas-collection")
+    else:
+        config.pluginmanager.register(Grader(key, results_fd), "katas-grader")
