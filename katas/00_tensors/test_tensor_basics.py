@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
+from katas._harness.forbid import Library, forbidden
 from katas._harness.testing import expect_tensor_close, fail, show
 
 exercise = pytest.mark.exercise
@@ -391,20 +392,22 @@ def test_broadcast_shape_rejects_incompatible_shapes(case):
     )
 
 
+BROADCAST_HELPERS = [
+    Library(torch, "broadcast_shapes", "torch.broadcast_shapes"),
+    Library(torch, "broadcast_tensors", "torch.broadcast_tensors"),
+    Library(torch, "broadcast_to", "torch.broadcast_to"),
+]
+BROADCAST_HOW = (
+    "This exercise is the rule itself: align the shapes at the right, pad the shorter one with 1s, and "
+    "compare the sizes one dimension at a time."
+)
+
+
 @exercise("broadcast_shape")
-def test_broadcast_shape_applies_the_rules_itself(monkeypatch):
+def test_broadcast_shape_applies_the_rules_itself():
     call = "broadcast_shape((2, 1, 3), (4, 1))"
-
-    def forbidden(*args, **kwargs):
-        fail(
-            f"Called {call}.\nIt called a torch broadcasting helper. This exercise is the rule itself: "
-            "align the shapes at the right, pad the shorter one with 1s, and compare the sizes one "
-            "dimension at a time."
-        )
-
-    for name in ("broadcast_shapes", "broadcast_tensors", "broadcast_to"):
-        monkeypatch.setattr(torch, name, forbidden)
-    got = tb.broadcast_shape((2, 1, 3), (4, 1))
+    with forbidden(call, BROADCAST_HOW, *BROADCAST_HELPERS):
+        got = tb.broadcast_shape((2, 1, 3), (4, 1))
     check_shape(got, (2, 1, 3), (4, 1), (2, 4, 3), call)
 
 

@@ -130,6 +130,13 @@ VALUE_AT = " (at result{path})"
 VALUE_A = "a {type}"
 VALUE_AN = "an {type}"
 VALUE_YIELDED = "{call}, item {index} it yielded"
+FORBIDDEN_CALLED = "It called {shown}{seen}, which this exercise asks you to write yourself."
+FORBIDDEN_SEEN_AS = " (seen as {op})"
+FORBIDDEN_SEEN_CODE = " (its code ran, reached through another name)"
+FORBIDDEN_UNWATCHED = (
+    "The watch for library calls this exercise forbids was switched off while it ran, so the test "
+    "cannot tell what it called; leave sys.setprofile alone"
+)
 
 if _language() == "zh":
     from .messages_zh import *  # noqa: F403  (same names, Chinese text)

@@ -102,3 +102,9 @@ VALUE_AT = "（位于 result{path}）"
 VALUE_A = "{type}"
 VALUE_AN = "{type}"
 VALUE_YIELDED = "{call} 产出的第 {index} 项"
+FORBIDDEN_CALLED = "它调用了 {shown}{seen}，而这个练习要求你自己实现它。"
+FORBIDDEN_SEEN_AS = "（表现为 {op}）"
+FORBIDDEN_SEEN_CODE = "（它的代码运行了，是通过另一个名字调用的）"
+FORBIDDEN_UNWATCHED = (
+    "这个练习禁止的库调用检查在运行时被关掉了，测试无法知道它调用了什么；请不要改动 sys.setprofile"
+)

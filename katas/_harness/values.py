@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import os
 import sys
 import types
 from collections.abc import Iterable
@@ -173,6 +174,8 @@ class _Checker:
         if isinstance(value, _PRIMITIVES):
             if isinstance(value, tuple) and _honest_namedtuple(kind):
                 return self._inside(value, enumerate(value), path, depth)
+            if _made_by_tests(kind):
+                return None
             base = next(b for b in _PRIMITIVES if isinstance(value, b))
             shown = _SHOWN_BASES.get(base, base.__name__)
             return msg.VALUE_SUBCLASS.format(what=_what(kind, path), base=shown)
@@ -228,6 +231,26 @@ def _lying_dunders(kind: type) -> list[str]:
     return sorted(found)
 
 
+def _made_by_tests(kind: type) -> bool:
+    """A subclass that a kata test made and passed in (00's CountingTensor records operations):
+    every class of it above the built-in base is defined in a test_*.py file."""
+    above = [cls for cls in kind.__mro__ if cls.__flags__ & _HEAP_TYPE and cls not in _ATOMS]
+    return all(_from_test_file(cls) for cls in above)
+
+
+def _from_test_file(cls: type) -> bool:
+    module = sys.modules.get(vars(cls).get("__module__", ""))
+    filename = getattr(module, "__file__", None)
+    if not isinstance(filename, str) or not os.path.basename(filename).startswith("test_"):
+        return False
+    codes = [_code(value) for value in vars(cls).values()]
+    return all(code.co_filename == filename for code in codes if code is not None)
+
+
+def _code(value: Any) -> types.CodeType | None:
+    return getattr(getattr(value, "__func__", value), "__code__", None)
+
+
 def _trusted(cls: type, names: Iterable[str]) -> bool:
     """A class of the standard library, torch or numpy, judged by its module and by where the
     code of its `names` lives (a class that only claims such a module is not). Classes written
@@ -236,17 +259,13 @@ def _trusted(cls: type, names: Iterable[str]) -> bool:
         return True
     module = vars(cls).get("__module__")
     if not isinstance(module, str) or module.partition(".")[0] not in _TRUSTED_PACKAGES:
-        return False
-    for name in names:
-        code = getattr(getattr(vars(cls)[name], "__func__", vars(cls)[name]), "__code__", None)
-        if code is not None and not code.co_filename.startswith(_trusted_folders()):
-            return False
-    return True
+        return _from_test_file(cls)
+    codes = [_code(vars(cls)[name]) for name in names]
+    return all(code.co_filename.startswith(_trusted_folders()) for code in codes if code is not None)
 
 
 @functools.cache
 def _trusted_folders() -> tuple[str, ...]:
-    import os
     import sysconfig
 
     folders = {sysconfig.get_paths()["stdlib"], os.path.dirname(torch.__file__)}
