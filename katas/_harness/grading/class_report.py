@@ -8,6 +8,7 @@ controls (ids, messages, causes) is escaped.
 from __future__ import annotations
 
 import datetime
+import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from .gradebook import percent
 FILE_NAME = "class-report.html"
 BINS = 10  # the histogram's bars: 0-10 %, 10-20 %, ..., 90-100 %
 TOP_CAUSES = 5  # recognised mistakes listed per exercise
-CAUSE_CHARS = 160  # a cause longer than this is cut
+CAUSE_CHARS = 120  # a cause longer than this is cut (the whole text is its tooltip)
 TITLE = "torch-katas: class report"
 STATUSES = ("passed", "failed", "todo", "error")
 
@@ -118,7 +119,8 @@ def write(manifest: Manifest, results: list[Result], path: Path) -> Path:
 def _histogram(counts: list[int]) -> str:
     width, height, left, bottom, top = 640, 240, 40, 36, 22
     plot_w, plot_h = width - left - 10, height - bottom - top
-    tallest = max(max(counts), 1)
+    step_y = max(1, math.ceil(max(counts) / 4))  # at most five gridlines, at whole numbers
+    tallest = max(step_y * math.ceil(max(counts) / step_y), 1)
     step = plot_w / BINS
     label = 100 // BINS
     shapes = [
@@ -127,7 +129,7 @@ def _histogram(counts: list[int]) -> str:
         '<title id="histogram-title">Number of students per score range</title>',
         f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}"/>',
     ]
-    for tick in sorted({0, tallest // 2, tallest}):
+    for tick in range(0, tallest + 1, step_y):
         y = top + plot_h - plot_h * tick / tallest
         shapes.append(
             f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}"/>'
@@ -157,14 +159,18 @@ def _histogram(counts: list[int]) -> str:
 
 def _exercise_table(stats: list[ExerciseStats]) -> str:
     rows = [
-        '<table class="exercises"><thead><tr><th>exercise</th><th class="num">points</th>'
+        '<table class="exercises"><colgroup><col style="width:24%"><col style="width:6%">'
+        '<col style="width:17%"><col style="width:6%"><col style="width:7%"><col style="width:7%">'
+        '<col style="width:33%"></colgroup><thead><tr><th>exercise</th><th class="num">points</th>'
         '<th class="rate">pass rate</th><th class="num">failed</th><th class="num">not started</th>'
         '<th class="num">not graded</th><th>most frequent recognised mistakes</th></tr></thead><tbody>'
     ]
     for s in stats:
         share = round(100 * s.rate)
+        name = escape(s.qualname).replace("/", "/<wbr>")  # a line breaks after the kata, if anywhere
         causes = "".join(
-            f'<li data-count="{count}"><span class="times">{count}×</span> {escape(_cut(cause))}</li>'
+            f'<li data-count="{count}" title="{escape(cause)}"><span class="times">{count}×</span> '
+            f"{escape(_cut(cause))}</li>"
             for cause, count in s.causes.most_common(TOP_CAUSES)
         )
         more = len(s.causes) - TOP_CAUSES
@@ -177,12 +183,12 @@ def _exercise_table(stats: list[ExerciseStats]) -> str:
             )
         rows.append(
             f'<tr data-exercise="{escape(s.qualname)}" data-passed="{s.passed}" data-graded="{s.graded}">'
-            f'<td><code>{escape(s.qualname)}</code></td><td class="num">{s.points}</td>'
+            f'<td class="exercise"><code>{name}</code></td><td class="num">{s.points}</td>'
             f'<td class="rate"><span class="meter"><span style="width:{share}%"></span></span>'
             f'<span class="share">{share} %</span> <span class="quiet">{s.passed}/{s.graded}</span></td>'
             f'<td class="num">{s.failed or ""}</td><td class="num">{s.todo or ""}</td>'
             f'<td class="num">{s.error or ""}</td>'
-            f'<td><ul class="causes">{causes}</ul></td></tr>'
+            f'<td class="causes"><ul>{causes}</ul></td></tr>'
         )
     rows.append("</tbody></table>")
     return "".join(rows)
@@ -232,7 +238,11 @@ def _tint(fraction: float) -> str:
 
 
 def _cut(text: str) -> str:
+    """The text on one line, up to its first full stop or CAUSE_CHARS characters."""
     text = " ".join(text.split())
+    sentence = text.find(". ") + 1
+    if 0 < sentence <= CAUSE_CHARS:
+        return text[:sentence] if sentence == len(text) else text[:sentence] + " …"
     return text if len(text) <= CAUSE_CHARS else text[: CAUSE_CHARS - 1] + "…"
 
 
@@ -240,7 +250,8 @@ CSS = """
 :root { --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --bar: #3b6fb6; --soft: #f6f8fa; }
 * { box-sizing: border-box; }
 body { margin: 0; color: var(--ink); background: #fff;
-  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", sans-serif; }
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Noto Sans CJK SC",
+  "PingFang SC", "Microsoft YaHei", sans-serif; }
 main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 48px; }
 h1 { font-size: 1.6rem; margin: 0 0 4px; }
 h2 { font-size: 1.2rem; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
@@ -250,16 +261,20 @@ code { font: .88rem ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 table { border-collapse: collapse; width: 100%; font-size: .9rem; }
 th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 thead th { background: var(--soft); font-weight: 600; position: sticky; top: 0; }
+thead th.num { white-space: normal; }
 .num, .kata { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 th.kata, td.kata { text-align: center; width: 2.6em; }
-td.rate { white-space: nowrap; width: 15em; }
+td.rate { white-space: nowrap; }
 .meter { display: inline-block; width: 7em; height: .7em; background: #e6eaef; border-radius: 3px;
   vertical-align: middle; overflow: hidden; }
 .meter span { display: block; height: 100%; background: var(--bar); }
 .share { display: inline-block; width: 3.2em; text-align: right; font-variant-numeric: tabular-nums; }
-ul.causes { margin: 0; padding: 0; list-style: none; }
-ul.causes li { margin: 0 0 2px; }
-.times { display: inline-block; min-width: 2.4em; font-weight: 600; font-variant-numeric: tabular-nums; }
+table.exercises { table-layout: fixed; }
+td.exercise { overflow-wrap: anywhere; }
+td.causes ul { margin: 0; padding: 0; list-style: none; }
+td.causes li { margin: 0 0 3px; display: flex; gap: .3em; }
+td.causes li.quiet { display: block; }
+.times { flex: none; min-width: 2.2em; font-weight: 600; font-variant-numeric: tabular-nums; }
 td.id { font-weight: 600; overflow-wrap: anywhere; max-width: 16em; }
 td.note { color: var(--muted); font-size: .85rem; overflow-wrap: anywhere; }
 .problem { color: #a40e26; }

@@ -672,6 +672,8 @@ class Progress:
     def finished(self, result: Result) -> None:
         self.done += 1
         line = f"{printable(result.student)}: {result.grade.points}/{result.grade.max_points} points"
+        if result.problem is not None:
+            line = NOT_GRADED_LINE.format(student=printable(result.student), problem=result.problem)
         if self.bar is not None:
             from rich.markup import escape
 
