@@ -160,6 +160,7 @@ ATTACKS = {
         "from torch import load\n\n\ndef f(p):\n    return load(p, weights_only=False)  # <-",
         "import numpy as np\n\n\ndef f(p):\n    return np.load(p, allow_pickle=True)  # <-",
         "import numpy as np\n\n\ndef f(p):\n    return np.load(p, None, True)  # <-",
+        "import numpy as np\n\n\ndef f(p):\n    return np.lib.npyio.load(p, None, True)  # <-",
         "import torch\nload = torch.load\n\n\ndef f(p):\n    return load(p, weights_only=False)  # <-",
     ],
     "system-path": [
@@ -167,6 +168,7 @@ ATTACKS = {
         "from pathlib import Path\nP = Path('/proc/1/cwd')  # <-",
         "def f(pid):\n    return open(f'/proc/{pid}/environ')  # <-",
         "def f():\n    return open('/sys/kernel/notes', 'rb')  # <-",
+        "def f():\n    return open('../../solutions/03_modules/nn_modules.py').read()  # <-",
     ],
     "ends-the-test-run": [
         "def f():\n    raise SystemExit(0)  # <-",
@@ -182,6 +184,7 @@ ATTACKS = {
         "def f(g):\n    try:\n        return g()\n    except:  # <-\n        return 0.0",
         "def f(g):\n    try:\n        return g()\n    except BaseException:  # <-\n        return 0.0",
         "def f(g):\n    try:\n        g()\n    except (ValueError, SystemExit):  # <-\n        pass",
+        "def f(g):\n    try:\n        return g()\n    finally:\n        return 0.0  # <-",
     ],
 }
 

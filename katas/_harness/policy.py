@@ -7,18 +7,16 @@ imports outside an allow-list, dynamic code, reflection on frames, modules and d
 value-type subclasses, patched libraries, pickled payloads and the exceptions that end a test run.
 The grader scores a kata with a violation zero; a learner's own run warns with the same words.
 
-Why an AST policy and not RestrictedPython (tried: RestrictedPython 8.1 on this project's
-solutions): RestrictedPython compiles code into a rewritten form that calls guards (`_getattr_`,
-`_getitem_`, `_getiter_`, `_write_`, `_inplacevar_`, `_unpack_sequence_`...) the host must supply
-and run in a namespace it builds, so learner code would run differently from the learner's own
-runs and from PyTorch's documentation. Compiling the ten reference solutions, it refused 7 of them
-outright: `super().__init__()` is a "name starting with _", and so are private helpers such as
-`_reduce` and `_Tree`, which honest code uses; the three it compiled only ran once every guard was
-written, and a `Tensor` method call then went through a Python guard per attribute access. Its
-rules guard a sandbox of restricted builtins, not a kata's threats (no view of `torch.Tensor`
-subclasses, `weights_only=False` or `sys` reached through `os.sys`). This policy keeps the code
-unchanged, reports every finding with its line and rule, and is tested against every solution,
-stub and mutant the project has.
+Why an AST policy and not RestrictedPython (tried: RestrictedPython 9.0 on the ten reference
+solutions). It refused 7 of 10 at compile time for honest code: `super().__init__()`, a Dataset's
+`__len__`, `type(node).__name__`, private helpers such as `_reduce`, an annotated assignment,
+`counts[k] += 1`. The 3 it compiled ran only once the host supplied `__metaclass__`, `_getattr_`,
+`_getitem_`, `_getiter_`, `_write_` and builtins such as `max` and `tuple`, and then ran slower
+(20 000 calls of broadcast_shape: 1.12 s against 0.21 s). Its default guards refuse underscore
+names only: a file using `os.sys.modules`, `torch.serialization.pickle`, `torch.load(p,
+weights_only=False)` and `class F(float)` compiled and ran. It sandboxes a namespace and knows
+nothing of a kata's threats; this policy leaves the learner's code as written, names each finding
+with its line and rule, and is tested against every solution, stub and mutant of the project.
 """
 
 from __future__ import annotations
@@ -119,8 +117,10 @@ NUMPY_VALUE_TYPES = frozenset(
     {"ndarray", "generic", "number", "floating", "integer", "float64", "float32", "float16",
      "int64", "int32", "bool_", "matrix"}
 )  # fmt: skip
-UNPICKLING_LOADS = {"torch.load": 2, "torch.serialization.load": 2, "numpy.load": 2}  # positional args
-SYSTEM_PATH = re.compile(r"^/(proc|sys|dev)(/|$)")
+# torch.load(f, map_location, pickle_module) and numpy.load(file, mmap_mode, allow_pickle): at
+# most two positional arguments for any `load` of torch or numpy (np.lib.npyio.load too).
+UNPICKLING_ROOTS, UNPICKLING_POSITIONAL = ("torch", "numpy"), 2
+SYSTEM_PATH = re.compile(r"^/(proc|sys|dev)(/|$)|(^|/)solutions(/|$)")
 DUNDER = re.compile(r"^__\w+__$")
 MAX_FILE_BYTES = 1 << 20
 
@@ -138,7 +138,8 @@ MESSAGES = {
         "escape-attribute": "this reaches the interpreter, processes or the test machinery; no kata needs it",
         "dynamic-code": "write the code itself instead of running code built at run time",
         "reflection": "pass the values you need as arguments instead of looking them up by name",
-        "computed-attribute": "name the attribute in the code (`obj.weight`, or getattr with a constant)",
+        "computed-attribute": "name the attribute in the code (`obj.weight`, getattr with a constant), "
+        "or keep the items in a list, dict or nn.ModuleList",
         "class-construction": "define classes with a plain `class` statement whose bases are classes",
         "subclass-of-value-type": "return real floats, lists and tensors; a subclass of them is refused",
         "dunder-method": "a kata class may define containers, arithmetic and __repr__, not comparisons, "
@@ -148,7 +149,8 @@ MESSAGES = {
         "unsafe-unpickling": "load with weights_only=True (torch) or allow_pickle=False (numpy)",
         "system-path": "a kata reads only files it is given or writes itself",
         "ends-the-test-run": "raise an ordinary exception such as ValueError; skipping or exiting is refused",
-        "swallows-harness-errors": "catch Exception instead, or end the handler with `raise`",
+        "swallows-harness-errors": "catch Exception instead, end the handler with `raise`, "
+        "and never `return` from a `finally` block",
         "too-deeply-nested": "split the expression into named steps",
         "unreadable-file": "submit the kata file as a regular file of at most 1 MiB",
     },
@@ -163,7 +165,8 @@ MESSAGES = {
         "escape-attribute": "这会触及解释器、进程或测试机制；没有哪个 kata 需要它",
         "dynamic-code": "直接写出代码，不要运行在运行时拼出来的代码",
         "reflection": "把需要的值作为参数传入，不要按名字去查找",
-        "computed-attribute": "在代码里写明属性名（`obj.weight`，或者给 getattr 一个字符串常量）",
+        "computed-attribute": "在代码里写明属性名（`obj.weight`，或者给 getattr 一个字符串常量），"
+        "或者把这些对象放进 list、dict 或 nn.ModuleList",
         "class-construction": "用普通的 `class` 语句定义类，基类写成类名",
         "subclass-of-value-type": "请返回真正的 float、list 和张量；它们的子类会被拒绝",
         "dunder-method": "kata 中的类可以定义容器、算术运算和 __repr__，但不能定义比较、类型转换或属性钩子",
@@ -172,7 +175,8 @@ MESSAGES = {
         "unsafe-unpickling": "加载时使用 weights_only=True（torch）或 allow_pickle=False（numpy）",
         "system-path": "kata 只读取传给它的文件或它自己写的文件",
         "ends-the-test-run": "请抛出 ValueError 之类的普通异常；跳过或退出测试会被拒绝",
-        "swallows-harness-errors": "改为捕获 Exception，或在处理块末尾写 `raise`",
+        "swallows-harness-errors": "改为捕获 Exception，或在处理块末尾写 `raise`，"
+        "也不要在 `finally` 块中 `return`",
         "too-deeply-nested": "把这个表达式拆成几个有名字的步骤",
         "unreadable-file": "请以普通文件提交 kata 文件，大小不超过 1 MiB",
     },
@@ -274,6 +278,14 @@ def is_module(dotted: str) -> bool:
         found = module_allowed(dotted)
     _MODULE_CACHE[dotted] = found
     return found
+
+
+def _walk_in_function(node: ast.AST):
+    """ast.walk that stays out of nested functions and classes."""
+    yield node
+    for child in ast.iter_child_nodes(node):
+        if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            yield from _walk_in_function(child)
 
 
 def _shown(node: ast.AST) -> str:
@@ -461,7 +473,7 @@ class _Checker(ast.NodeVisitor):
     def visit_Constant(self, node: ast.Constant) -> None:
         if not isinstance(node.value, str) or node in self.exempt:
             return
-        if SYSTEM_PATH.match(node.value):
+        if SYSTEM_PATH.search(node.value):
             self.flag(node, "system-path")
         elif DUNDER.match(node.value) and node.value not in ALLOWED_DUNDER_STRINGS:
             self.flag(node, "dunder-attribute")
@@ -503,9 +515,10 @@ class _Checker(ast.NodeVisitor):
             self.flag(node, "patches-a-library")
 
     def _check_unpickling(self, node: ast.Call) -> None:
-        positional = UNPICKLING_LOADS.get(self.resolve(node.func) or "")
-        unsafe = positional is not None and (
-            len(node.args) > positional or any(isinstance(a, ast.Starred) for a in node.args)
+        dotted = (self.resolve(node.func) or "").split(".")
+        loads = dotted[0] in UNPICKLING_ROOTS and dotted[-1] == "load"
+        unsafe = loads and (
+            len(node.args) > UNPICKLING_POSITIONAL or any(isinstance(a, ast.Starred) for a in node.args)
         )
         for keyword in node.keywords:
             value = keyword.value.value if isinstance(keyword.value, ast.Constant) else None
@@ -513,7 +526,7 @@ class _Checker(ast.NodeVisitor):
                 unsafe = True
             elif keyword.arg == "allow_pickle" and value is not False:
                 unsafe = True
-            elif keyword.arg == "pickle_module" or (keyword.arg is None and positional is not None):
+            elif keyword.arg == "pickle_module" or (keyword.arg is None and loads):
                 unsafe = True
         if unsafe:
             self.flag(node, "unsafe-unpickling")
@@ -557,6 +570,15 @@ class _Checker(ast.NodeVisitor):
         self.generic_visit(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Try(self, node: ast.Try) -> None:
+        for statement in node.finalbody:  # `return` in `finally` discards any exception, Failed too
+            for inner in _walk_in_function(statement):
+                if isinstance(inner, ast.Return):
+                    self.flag(inner, "swallows-harness-errors", "finally: return")
+        self.generic_visit(node)
+
+    visit_TryStar = visit_Try
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         caught = node.type.elts if isinstance(node.type, ast.Tuple) else [node.type]
