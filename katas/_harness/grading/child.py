@@ -29,6 +29,7 @@ from ..session import EXERCISE_PROPERTY, TODO_PROPERTY, report_property
 FDS_ENV = "KATAS_GRADE_FDS"
 MESSAGE_CHARS = 4000
 TAMPERED = "grading: {names} replaced while this test ran; the test earns nothing"
+PASSED = {"outcome": "passed", "message": "", "todo": False}
 UNSHOWABLE = "the test raised {kind}, whose message could not be shown ({error})"
 
 

@@ -266,7 +266,8 @@ class Grader:
             raise GraderError("the grader's working tree changed during grading; grading stopped")
         if self._checkout_digest() != self.checkout_digest:
             raise GraderError(
-                f"the grader's checkout {self.manifest.root / 'katas'} changed during grading; grading stopped"
+                f"the grader's checkout {self.manifest.root / 'katas'} changed during grading; "
+                "grading stopped"
             )
 
     def isolation(self) -> list[str]:
@@ -282,7 +283,8 @@ class Grader:
         elif unreadable is not None:
             notes.append(
                 f"the submission's code ran under the grader's own account: other accounts cannot read "
-                f"{unreadable}, where Python or torch is installed (install them where every account can read)"
+                f"{unreadable}, where Python or torch is installed (install them where every account "
+                "can read)"
             )
         else:
             notes.append(
@@ -476,7 +478,7 @@ def _policy_problem(kata: Kata, source: bytes) -> str | None:
     violations = policy.check(text, name)
     if not violations:
         return None
-    lines = [v.describe("en") for v in violations[:10]]
+    lines = [v.describe() for v in violations[:10]]
     return "the submission policy refused this file; nothing in it ran:\n" + "\n".join(lines)
 
 
