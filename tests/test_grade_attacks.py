@@ -51,7 +51,8 @@ def solution_of(grader, kata=FIRST) -> str:
 def every_body(stub: str, statement: str, header: str = "") -> str:
     """The stub with each `raise NotImplementedError(...)` replaced by `statement`."""
     body = re.sub(r"raise NotImplementedError\(.*\)", statement, stub)
-    return body.replace("from __future__ import annotations\n", f"from __future__ import annotations\n{header}\n")
+    future = "from __future__ import annotations\n"
+    return body.replace(future, f"{future}{header}\n")
 
 
 def graded(grader, tmp_path, text: str, solved=()):
@@ -176,7 +177,8 @@ def test_writing_into_the_graders_tree_harms_no_other_kata(grader, tmp_path, no_
     vandal = (
         "import os\n"
         "from pathlib import Path\n"
-        f"roots = [Path(p) for p in os.environ.get('PYTHONPATH', '').split(':') if p] + [Path({str(grader.manifest.root)!r})]\n"
+        "roots = [Path(p) for p in os.environ.get('PYTHONPATH', '').split(':') if p]\n"
+        f"roots.append(Path({str(grader.manifest.root)!r}))\n"
         "for root in roots:\n"
         "    for path in root.glob('katas/*/test_*.py'):\n"
         "        try:\n"
@@ -309,7 +311,8 @@ def test_the_isolation_is_stated(grader):
     notes = " ".join(grader.isolation())
     assert "account" in notes and "MB" in notes
     if sandbox.can_switch_account():
-        assert sandbox.account_for(0, grader.limits.uid_base, grader.can_hide) is not None or "cannot read" in notes
+        account = sandbox.account_for(0, grader.limits.uid_base, grader.can_hide)
+        assert account is not None or "cannot read" in notes
 
 
 def test_signal_names_survive_unknown_codes():
