@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="gradebook.csv, students/ID.json, class-report.html go here (default: SUBMISSIONS_DIR-grades)",
     )
-    class_options.add_argument("--jobs", type=int, default=2, metavar="N", help="students graded N at a time")
+    class_options.add_argument("--jobs", type=int, default=2, metavar="N", help="katas graded N at a time")
     class_options.add_argument(
         "--no-cache", action="store_true", help="grade every student again (default: new or changed ones)"
     )
