@@ -15,6 +15,9 @@ PROJECT_TEST_TIMEOUT = 300
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    from tests.load import scaled
+
+    limit = scaled(PROJECT_TEST_TIMEOUT)  # longer on a loaded machine (tests/load.py)
     for item in items:
         if item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(PROJECT_TEST_TIMEOUT))
+            item.add_marker(pytest.mark.timeout(limit))

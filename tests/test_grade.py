@@ -15,10 +15,11 @@ from katas._harness.cli import main
 from katas._harness.grading import report
 from katas._harness.grading.run import Limits, grade
 from katas._harness.manifest import load, parse, read
+from tests.load import scaled
 from tests.project_copy import MANIFEST, ROOT, katas_command, make_copy
 
 FIRST, SECOND = MANIFEST.katas[0], MANIFEST.katas[1]
-QUICK = Limits(kata_timeout=120, test_timeout=60, memory_mb=3072)
+QUICK = Limits(kata_timeout=scaled(120), test_timeout=int(scaled(60)), memory_mb=3072)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,7 @@ def test_a_broken_kata_file_loses_only_that_kata(tmp_path, two_katas, name, pref
             two_katas, FIRST, prefix
         )
     }
-    limits = Limits(kata_timeout=30, test_timeout=20, memory_mb=3072)
+    limits = Limits(kata_timeout=scaled(30), test_timeout=int(scaled(20)), memory_mb=3072)
     result = grade(two_katas, submission(tmp_path, two_katas, solved={SECOND.name}, edits=edits), limits)
     assert points(result) == {FIRST.name: 0, SECOND.name: sum(ex.points for ex in SECOND.exercises)}, name
     (broken,) = [k for k in result.katas if k.kata == FIRST.name]

@@ -22,9 +22,10 @@ import pytest
 from katas._harness import policy
 from katas._harness.grading import run, sandbox
 from katas._harness.grading.run import Grader, Limits
+from tests.load import scaled
 from tests.test_grade import FIRST, SECOND, points, submission, two_katas  # noqa: F401
 
-ATTACK_LIMITS = Limits(kata_timeout=240, test_timeout=120, memory_mb=4096)
+ATTACK_LIMITS = Limits(kata_timeout=scaled(240), test_timeout=int(scaled(120)), memory_mb=4096)
 FIRST_FILE = f"katas/{FIRST.name}/{FIRST.module}.py"
 
 
