@@ -75,12 +75,23 @@ def run(root: Path, runs: int, workdir: Path) -> int:
     for n in (2, 3):
         shutil.copytree(solved, workdir / "class" / f"student-{n}")
     katas = [sys.executable, "-m", "katas", "--root", str(copy)]
-    tests = [sys.executable, "-m", "pytest", "katas", "--solutions", "-n", "2", "-q", "-p", "no:cacheprovider"]
+    tests = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "katas",
+        "--solutions",
+        "-n",
+        "2",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
     one = [*katas, "grade", str(solved), "--format", "json", "--out", str(workdir / "one.json")]
     single_job = [*one[:-2], "--jobs", "1", "--out", str(workdir / "one-j1.json")]
     whole_class = [*katas, "grade", str(workdir / "class"), "--out-dir", str(workdir / "class-out")]
     solutions, graded, peaks, classes = [], [], [], []
-    for i in range(runs):
+    for _ in range(runs):
         solutions.append(_timed(tests, copy)[0])
         graded.append(_timed(one, copy)[0])
         peaks.append(_timed(single_job, copy)[1])
@@ -91,9 +102,13 @@ def run(root: Path, runs: int, workdir: Path) -> int:
     one_ratio, more_ratio = single / base, further / base
     print(f"median of {runs} alternating runs, Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     print(f"  {'pytest katas --solutions -n 2':<44} {base:6.2f} s")
-    print(f"  {'grade one solved submission':<44} {single:6.2f} s   ratio {one_ratio:.2f} (target {TARGET_ONE})")
+    print(
+        f"  {'grade one solved submission':<44} {single:6.2f} s   ratio {one_ratio:.2f} (target {TARGET_ONE})"
+    )
     print(f"  {'grade a class of 3':<44} {three:6.2f} s")
-    print(f"  {'each further submission':<44} {further:6.2f} s   ratio {more_ratio:.2f} (target {TARGET_MORE})")
+    print(
+        f"  {'each further submission':<44} {further:6.2f} s   ratio {more_ratio:.2f} (target {TARGET_MORE})"
+    )
     print(f"  peak memory of grade --jobs 1 (process tree) {peak:.0f} MB (target {TARGET_PEAK_MB} MB)")
     within = one_ratio <= TARGET_ONE and more_ratio <= TARGET_MORE and peak <= TARGET_PEAK_MB
     print("  within every target" if within else "  OVER a target")

@@ -42,6 +42,7 @@ PROFILE = "katas-check"  # derandomized Hypothesis: the same submission, the sam
 RESULT_BYTES = 8 << 20  # the most a child may send; past it the kata scores zero
 OUTPUT_BYTES = 64 << 10  # the tail of a child's output kept for messages
 CAUSE_MARKERS = ("Likely cause:", "可能的原因：")
+TAMPERED_TREE = "the kata's code changed the grader's own files (its tests or harness); it earns nothing"
 NOT_GRADED_FOR_TIME = "not graded: the grading time ran out before this kata started"
 
 
@@ -122,6 +123,7 @@ class Grader:
         self.work = Path(tempfile.mkdtemp(prefix="katas-grade-"))
         self.work.chmod(0o711)  # children may pass through to their own folders, never list them
         self.cgroups = sandbox.CgroupFactory()
+        self.base_lock = threading.Lock()
         self.can_hide = sandbox.can_hide_folders()
         # Covered in each child's own mount namespace: the grader's checkout (solutions/) and home.
         self.hidden = (
@@ -174,7 +176,9 @@ class Grader:
                 raise GraderError(f"no pristine stub for {kata.name}: run `python -m katas snapshot`")
             kata.stub_path(self.base / "katas").write_text(text, encoding="utf-8")
             # The collection imports stubs from here: a run over the tree's own katas/ would record progress.
-            tree.write_read_only(kata.stub_path(self.work / "pristine"), text.encode("utf-8"))
+            copy = kata.stub_path(self.work / "pristine")
+            if not copy.exists():
+                tree.write_read_only(copy, text.encode("utf-8"))
 
     def _checkout_digest(self) -> str:
         return tree.digest(self.manifest.root / "katas", self.manifest.root)
@@ -260,6 +264,24 @@ class Grader:
             katas = list(pool.map(one, self.katas))
         return Grade(katas, self.isolation())
 
+    def _base_intact(self) -> bool:
+        """After each kata: is the tree as built? If not, rebuild it (the kata scores zero).
+
+        Where the kata ran under an account of its own the tree is root's and read-only, so
+        this is a second line; under the grader's own account it is the line that holds.
+        """
+        with self.base_lock:
+            if tree.digest(self.base) == self.base_digest:
+                return True
+            tree.thaw(self.base)
+            shutil.rmtree(self.base)
+            tree.build(self.manifest, self.base)
+            self._write_pristine_stubs()
+            tree.freeze(self.base)
+            if tree.digest(self.base) != self.base_digest:
+                raise GraderError("the grader's tree could not be rebuilt as it was; grading stopped")
+            return False
+
     def verify(self) -> None:
         """Stop if anything of the grader changed since set-up (a child must never reach it)."""
         if tree.digest(self.base) != self.base_digest:
@@ -331,6 +353,8 @@ class Grader:
         timeout = self.limits.kata_timeout if left is None else min(self.limits.kata_timeout, left)
         text, code, output, key = self._run_child(kata.name, argv, slot, timeout, job)
         score = self._score(kata, text, code, output, key)
+        if not self._base_intact():
+            score = _zero(kata, TAMPERED_TREE)
         score.seconds = time.perf_counter() - started
         return score
 

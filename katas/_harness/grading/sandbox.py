@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 UID_BASE = 61000  # dedicated accounts: UID_BASE + slot; no passwd entry is needed
-FILE_MB = 256  # the largest file a kata may write
+FILE_MB = 64  # the largest file a kata may write (its output included)
 PROCESSES = 256  # tasks (threads count too) of a dedicated account
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
