@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import string
 import subprocess
 import sys
@@ -36,7 +37,7 @@ ATTACKS = {
     "private-name": [
         "import torch\nt = torch._C  # <-",
         "from torch import _C  # <-",
-        "def f(x):\n    return x._version  # <-",
+        "def f(x):\n    return x._base  # <-",
         "import torch\nfrom torch.utils.data import DataLoader\nDataLoader._get_iterator  # <-",
     ],
     "dunder-attribute": [
@@ -405,40 +406,103 @@ def test_every_solution_and_stub_passes(path):
     assert [v.describe("en") for v in policy.check_file(path)] == []
 
 
-# Mutants play learner mistakes; these three play exactly the unsafe load the policy refuses.
-MUTANTS_THAT_UNPICKLE = {"load_to_device_unsafe", "safe_load_weights_only_false", "load_checkpoint_unsafe"}
+# Mutants play learner mistakes, and a few play attacks the policy exists to refuse: each of
+# those is listed here with the rules that refuse it. A new mutant that the policy refuses
+# belongs here only if it is an attack, never an honest mistake.
+REFUSED_MUTANTS = {
+    "load_to_device_unsafe": {"unsafe-unpickling"},
+    "safe_load_weights_only_false": {"unsafe-unpickling"},
+    "load_checkpoint_unsafe": {"unsafe-unpickling"},
+    "mse_through_the_c_binding": {"private-name"},
+    "cross_entropy_through_the_aten_op": {"private-name"},
+    "warmup_cosine_lrs_equal_to_anything": {
+        "subclass-of-value-type",
+        "dunder-method",
+        "dunder-name",
+        "dunder-attribute",
+    },
+}
+HARNESS_HELPERS = {"mutant", "_capstone"}  # registration, and m09's import of the module under test
 
 
-def as_learner_file(path: Path) -> tuple[str, dict[int, str]]:
-    """A mutant module as a learner's file: the lines that only register mutants or import the
-    module under test (`tests.mutants`, importlib in m09) blanked, line numbers kept; and the
-    mutant function defined on each line."""
+def mutants_as_learner_files(path: Path) -> dict[str, str]:
+    """Each mutant of a module as the learner file it stands for: the module's imports (not the
+    harness's), the module-level helpers the mutant uses, and the mutant; lines keep their numbers."""
     source = path.read_text(encoding="utf-8")
     lines = source.splitlines()
-    owners = {}
-    for node in ast.parse(source).body:
-        harness = (isinstance(node, ast.ImportFrom) and node.module == "tests.mutants") or (
-            isinstance(node, ast.Import) and node.names[0].name == "importlib"
-        )
-        harness = harness or isinstance(node, ast.FunctionDef) and node.name == "_capstone"
-        if harness:
-            for i in range(node.lineno - 1, node.end_lineno):
-                lines[i] = ""
-        elif isinstance(node, ast.FunctionDef):
-            owners.update(dict.fromkeys(range(node.lineno, node.end_lineno + 1), node.name))
-    return "\n".join(lines) + "\n", owners
+    body = ast.parse(source).body
+    defines = {}  # top-level name -> the statement defining it
+    for node in body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node]
+        for target in targets:
+            name = getattr(target, "name", None) or getattr(target, "id", None)
+            if name:
+                defines[name] = node
+    imports = [
+        node
+        for node in body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        and not {alias.asname or alias.name for alias in node.names} & (HARNESS_HELPERS | {"importlib"})
+    ]
+    files = {}
+    for node in body:
+        if not (isinstance(node, ast.FunctionDef) and node.decorator_list):
+            continue
+        kept, todo = {node}, [node]
+        while todo:  # the helpers it uses, and theirs
+            for inner in ast.walk(todo.pop()):
+                helper = defines.get(getattr(inner, "id", None))
+                if helper is not None and helper not in kept and inner.id not in HARNESS_HELPERS:
+                    kept.add(helper)
+                    todo.append(helper)
+        keep = set()
+        for statement in [*imports, *kept]:
+            keep.update(range(statement.lineno, statement.end_lineno + 1))
+            keep.update(d.lineno for d in getattr(statement, "decorator_list", []))
+        files[node.name] = "\n".join(text if i in keep else "" for i, text in enumerate(lines, 1)) + "\n"
+    return files
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "tests/mutants").glob("m*.py")), ids=lambda p: p.name)
-def test_every_mutant_passes_except_unsafe_loads(path):
-    source, owners = as_learner_file(path)
-    found = policy.check(source, str(path.relative_to(ROOT)))
-    unexpected = [v.describe("en") for v in found if owners.get(v.line) not in MUTANTS_THAT_UNPICKLE]
-    assert unexpected == []
-    assert {owners[v.line] for v in found} == (
-        MUTANTS_THAT_UNPICKLE if path.name == "m06_checkpointing.py" else set()
-    )
-    assert {v.rule for v in found} <= {"unsafe-unpickling"}
+def test_every_mutant_passes_unless_it_plays_an_attack(path):
+    shown = str(path.relative_to(ROOT))
+    files = mutants_as_learner_files(path)
+    assert len(files) >= 5, "mutants are functions decorated with @mutant(...)"
+    for name, source in files.items():
+        found = policy.check(source, shown)
+        assert {v.rule for v in found} == REFUSED_MUTANTS.get(name, set()), (
+            name,
+            [v.describe("en") for v in found],
+        )
+
+
+# Lesson code is honest code, bar two demonstrations that must not be copied into a kata file.
+LESSON_DEMOS = {
+    ("06_checkpointing", "dunder-method", "def __reduce__"),  # the pickle attack the lesson shows
+    ("07_devices", "import-not-allowed", "import torch.multiprocessing"),  # a standalone DDP script
+}
+
+
+def lesson_snippets():
+    for kata in MANIFEST.katas:
+        solution = kata.stub_path(ROOT / "solutions").read_text(encoding="utf-8")
+        imports = "".join(
+            ast.unparse(node) + "\n"
+            for node in ast.parse(solution).body
+            if isinstance(node, ast.Import)
+            or isinstance(node, ast.ImportFrom)
+            and node.module != "__future__"
+        )
+        for readme in ("README.md", "README.zh-CN.md"):
+            text = (ROOT / "katas" / kata.name / readme).read_text(encoding="utf-8")
+            for number, block in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):
+                yield pytest.param(kata.name, imports + block, id=f"{kata.name}/{readme}#{number}")
+
+
+@pytest.mark.parametrize(("kata", "source"), list(lesson_snippets()))
+def test_the_code_of_every_lesson_passes_the_policy(kata, source):
+    found = [v for v in policy.check(source, "lesson") if (kata, v.rule, v.found) not in LESSON_DEMOS]
+    assert [v.describe("en") for v in found] == []
 
 
 def test_a_violation_names_file_line_code_and_rule_in_both_languages():

@@ -29,7 +29,6 @@ import os
 import re
 import stat
 import string
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -39,7 +38,7 @@ from . import language
 # Top-level modules a kata file may import; their private submodules and FORBIDDEN_MODULES never.
 ALLOWED_MODULES = frozenset(
     {
-        "__future__", "abc", "bisect", "cmath", "collections", "contextlib", "copy", "csv",
+        "__future__", "abc", "argparse", "bisect", "cmath", "collections", "contextlib", "copy", "csv",
         "dataclasses", "datetime", "decimal", "enum", "fractions", "functools", "glob", "heapq",
         "io", "itertools", "json", "math", "numbers", "numpy", "operator", "os", "pathlib",
         "random", "re", "shutil", "statistics", "string", "tempfile", "textwrap", "time", "torch",
@@ -70,9 +69,18 @@ ASSIGNABLE_DUNDER_NAMES = ALLOWED_DUNDER_METHODS | {"__all__", "__slots__"}  # `
 ALLOWED_DUNDER_STRINGS = ALLOWED_DUNDER_ATTRIBUTES | ASSIGNABLE_DUNDER_NAMES | {"__main__"}
 # Underscore attributes that are public API (namedtuple's), and the receivers whose private
 # attributes are the learner's own.
-PUBLIC_UNDERSCORE_ATTRIBUTES = frozenset({"_fields", "_asdict", "_replace", "_make", "_field_defaults"})
+PUBLIC_UNDERSCORE_ATTRIBUTES = frozenset(
+    {"_fields", "_asdict", "_replace", "_make", "_field_defaults", "_version"}  # _version: kata 00's lesson
+)
 OWN_OBJECTS = frozenset({"self", "cls"})
 
+# Library settings a learner may assign (everything else of a library is never assigned).
+SETTABLE_FLAGS = frozenset(
+    {
+        "torch.backends.cudnn.deterministic", "torch.backends.cudnn.benchmark",
+        "torch.backends.cudnn.allow_tf32", "torch.backends.cuda.matmul.allow_tf32",
+    }
+)  # fmt: skip
 # Attribute names that reach frames, code, the interpreter, processes or class factories, on
 # any object (a name is denied whatever it is looked up on: `os.sys`, `torch.serialization.pickle`).
 ESCAPE_ATTRIBUTES = frozenset(
@@ -262,22 +270,20 @@ _MODULE_CACHE: dict[str, bool] = {}
 
 def is_module(dotted: str) -> bool:
     """Whether an allowed dotted name is a module; imports only allowed parents to find out."""
-    if dotted in _MODULE_CACHE:
-        return _MODULE_CACHE[dotted]
-    found = isinstance(sys.modules.get(dotted), ModuleType)
-    parent, _, last = dotted.rpartition(".")
-    if not found and parent and module_allowed(dotted) and is_module(parent):
-        try:
-            owner = importlib.import_module(parent)
-            found = isinstance(getattr(owner, last, None), ModuleType) or (
-                hasattr(owner, "__path__") and importlib.util.find_spec(dotted) is not None
-            )
-        except Exception:  # a broken or absent optional module is not a module to the policy
-            found = False
-    elif not found and not parent:
-        found = module_allowed(dotted)
-    _MODULE_CACHE[dotted] = found
-    return found
+    if dotted not in _MODULE_CACHE:
+        parent, _, last = dotted.rpartition(".")
+        found = not parent and module_allowed(dotted)
+        if parent and module_allowed(dotted) and is_module(parent):
+            try:
+                owner = importlib.import_module(parent)
+                if hasattr(owner, last):  # an attribute wins over a submodule: torch.autograd.gradcheck
+                    found = isinstance(getattr(owner, last), ModuleType)
+                else:
+                    found = hasattr(owner, "__path__") and importlib.util.find_spec(dotted) is not None
+            except Exception:  # a broken or absent optional module is not a module to the policy
+                found = False
+        _MODULE_CACHE[dotted] = found
+    return _MODULE_CACHE[dotted]
 
 
 def _walk_in_function(node: ast.AST):
@@ -421,9 +427,10 @@ class _Checker(ast.NodeVisitor):
     def visit_Attribute(self, node: ast.Attribute) -> None:
         before = len(self.violations)
         self._check_attribute_name(node, node.attr, node.value, _shown(node))
-        if isinstance(node.ctx, (ast.Store, ast.Del)) and self.imported_root(node.value):
-            self.flag(node, "patches-a-library")
         dotted = self.resolve(node)
+        if isinstance(node.ctx, (ast.Store, ast.Del)) and self.imported_root(node.value):
+            if not (isinstance(node.ctx, ast.Store) and dotted in SETTABLE_FLAGS):
+                self.flag(node, "patches-a-library")
         if dotted in FORBIDDEN_MODULES and len(self.violations) == before:
             self.flag(node, "import-not-allowed")
         parent = self.parents.get(node)
