@@ -233,15 +233,18 @@ def _lying_dunders(kind: type) -> list[str]:
 
 def _made_by_tests(kind: type) -> bool:
     """A subclass that a kata test made and passed in (00's CountingTensor records operations):
-    every class of it above the built-in base is defined in a test_*.py file."""
+    every class of it above the built-in base is defined in a kata's test file."""
     above = [cls for cls in kind.__mro__ if cls.__flags__ & _HEAP_TYPE and cls not in _ATOMS]
     return all(_from_test_file(cls) for cls in above)
 
 
 def _from_test_file(cls: type) -> bool:
+    """Defined in a kata's test file, katas/<kata>/test_*.py (a learner's file is never one)."""
     module = sys.modules.get(vars(cls).get("__module__", ""))
     filename = getattr(module, "__file__", None)
     if not isinstance(filename, str) or not os.path.basename(filename).startswith("test_"):
+        return False
+    if os.path.basename(os.path.dirname(os.path.dirname(filename))) != "katas":
         return False
     codes = [_code(value) for value in vars(cls).values()]
     return all(code.co_filename == filename for code in codes if code is not None)

@@ -4,6 +4,9 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch.nn.functional import mse_loss as _mse_taken_at_import
+from torch.optim.adam import adam as _adam_taken_at_import
+from torch.optim.sgd import sgd as _sgd_taken_at_import
 
 from tests.mutants import mutant
 
@@ -97,6 +100,33 @@ def cross_entropy_averages_all_classes(logits, target, reduction="mean"):
 def cross_entropy_with_log_softmax(logits, target, reduction="mean"):
     """Lets F.log_softmax do the stable part."""
     return _reduce(-F.log_softmax(logits, dim=1).gather(1, target.unsqueeze(1)).squeeze(1), reduction)
+
+
+@mutant(KATA, "mse_loss", says="reached through another name")
+def mse_with_the_library_taken_at_import(pred, target, reduction="mean"):
+    """Calls F.mse_loss through a name bound at import, before the test switches F.mse_loss off."""
+    return _mse_taken_at_import(pred, target, reduction=reduction)
+
+
+@mutant(KATA, "mse_loss", says="seen as aten.mse_loss")
+def mse_through_the_c_binding(pred, target, reduction="mean"):
+    """Calls the C function F.mse_loss wraps, which no Python name of the library reaches."""
+    return torch._C._nn.mse_loss(pred, target, {"none": 0, "mean": 1, "sum": 2}[reduction])
+
+
+@mutant(KATA, "cross_entropy", says="reached through another name")
+def cross_entropy_with_log_softmax_taken_as_a_default(
+    logits, target, reduction="mean", _ls=torch.log_softmax
+):
+    """Keeps torch.log_softmax in a default argument, bound when the function was defined."""
+    return _reduce(-_ls(logits, 1).gather(1, target.unsqueeze(1)).squeeze(1), reduction)
+
+
+@mutant(KATA, "cross_entropy", says="seen as aten._log_softmax")
+def cross_entropy_through_the_aten_op(logits, target, reduction="mean"):
+    """Runs the log-softmax operator directly through torch.ops.aten."""
+    log_probs = torch.ops.aten._log_softmax(logits, 1, False)
+    return _reduce(-log_probs.gather(1, target.unsqueeze(1)).squeeze(1), reduction)
 
 
 # --- zero_grad ---
@@ -231,6 +261,43 @@ def sgd_calls_the_library(params, state, lr, momentum=0.0, dampening=0.0, weight
     state["optimizer"].step()
 
 
+@mutant(KATA, "sgd_step", says="torch.optim.sgd.sgd (its code ran")
+def sgd_with_the_functional_taken_at_import(params, state, lr, momentum=0.0, dampening=0.0, weight_decay=0.0):
+    """Calls torch.optim.sgd.sgd through a name bound at import; it keeps the buffers in state."""
+    with_grad = [p for p in params if p.grad is not None]
+    buffers = [state.get(p) for p in with_grad]
+    with torch.no_grad():
+        _sgd_taken_at_import(
+            with_grad,
+            [p.grad for p in with_grad],
+            buffers,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            lr=lr,
+            dampening=dampening,
+            nesterov=False,
+            maximize=False,
+        )
+    for p, buf in zip(with_grad, buffers, strict=True):
+        if buf is not None:
+            state[p] = buf
+
+
+# An optimizer made when the module is imported, long before any test switches torch.optim.SGD off.
+_SGD_MADE_AT_IMPORT = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
+
+
+@mutant(KATA, "sgd_step", says="seen as Optimizer.step#SGD.step")
+def sgd_with_an_optimizer_made_at_import(params, state, lr, momentum=0.0, dampening=0.0, weight_decay=0.0):
+    """Points an SGD optimizer made at import at the parameters, and steps it."""
+    group = _SGD_MADE_AT_IMPORT.param_groups[0]
+    group.update(
+        params=list(params), lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay
+    )
+    _SGD_MADE_AT_IMPORT.state = state.setdefault("optimizer state", _SGD_MADE_AT_IMPORT.state)
+    _SGD_MADE_AT_IMPORT.step()
+
+
 # --- adam_step ---
 
 
@@ -302,6 +369,33 @@ def adam_calls_the_library(params, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
     state["optimizer"].step()
 
 
+@mutant(KATA, "adam_step", says="torch.optim.adam.adam (its code ran")
+def adam_with_the_functional_taken_at_import(
+    params, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0
+):
+    """Calls torch.optim.adam.adam through a name bound at import, with its state kept in `state`."""
+    with_grad = [p for p in params if p.grad is not None]
+    for p in with_grad:
+        state.setdefault(p, (torch.zeros_like(p), torch.zeros_like(p), torch.tensor(0.0)))
+    with torch.no_grad():
+        _adam_taken_at_import(
+            with_grad,
+            [p.grad for p in with_grad],
+            [state[p][0] for p in with_grad],
+            [state[p][1] for p in with_grad],
+            [],
+            [state[p][2] for p in with_grad],
+            foreach=False,
+            amsgrad=False,
+            beta1=betas[0],
+            beta2=betas[1],
+            lr=lr,
+            weight_decay=weight_decay,
+            eps=eps,
+            maximize=False,
+        )
+
+
 # --- warmup_cosine_lrs ---
 
 
@@ -347,6 +441,19 @@ def schedule_with_the_library(base_lr, total_epochs, warmup_epochs=0, start_fact
         optimizer.step()
         scheduler.step()
     return lrs
+
+
+class _EqualToAnything(float):
+    def __eq__(self, other):
+        return True
+
+    __hash__ = float.__hash__
+
+
+@mutant(KATA, "warmup_cosine_lrs", says="a subclass of float")
+def warmup_cosine_lrs_equal_to_anything(base_lr, total_epochs, warmup_epochs=0, start_factor=0.1, min_lr=0.0):
+    """Returns floats whose == always says True, in place of the schedule."""
+    return [_EqualToAnything(0.0) for _ in range(total_epochs)]
 
 
 # --- train_with_schedule ---
