@@ -29,6 +29,8 @@ ATTACKS = {
         "from torch.utils.cpp_extension import load_inline  # <-",
         "from torch import hub  # <-",
         "import numpy.ctypeslib  # <-",
+        "from numpy.lib.stride_tricks import as_strided  # <-",
+        "import numpy as np\nnp.lib.stride_tricks.as_strided(np.zeros(1), (1 << 30,), (1,))  # <-",
         "from torch import *  # <-",
         "from . import capstone  # <-",
         "import katas._harness.plugin  # <-",
