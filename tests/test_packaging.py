@@ -43,7 +43,7 @@ def installed_entry_points(group: str) -> dict[str, str]:
 
 
 def test_the_build_backend_is_one_that_accepts_the_licence_as_written():
-    assert PYPROJECT["build-system"]["requires"] == ["setuptools>=77"]
+    assert PYPROJECT["build-system"]["requires"] == ["setuptools>=77.0.1"]
     project = PYPROJECT["project"]
     assert project["license"] == "MIT"
     assert all((ROOT / name).is_file() for name in project["license-files"])
