@@ -8,7 +8,8 @@ from pathlib import Path
 
 from . import bench, hints, pristine, selfcheck
 from . import messages as msg
-from .manifest import PROJECT_ROOT, ManifestError, UnknownExercise, load
+from .manifest import ManifestError, UnknownExercise, find_tree, load
+from .version import version
 
 EXIT_USAGE = 2
 
@@ -194,10 +195,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m katas", description="torch-katas: learn PyTorch by practice."
-    )
-    parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help=argparse.SUPPRESS)
+    prog = "katas" if Path(sys.argv[0]).stem == "katas" else "python -m katas"  # the console script
+    parser = argparse.ArgumentParser(prog=prog, description="torch-katas: learn PyTorch by practice.")
+    parser.add_argument("--version", action="version", version=f"torch-katas {version()}")
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)  # default: find_tree()
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     hint = commands.add_parser("hint", help="show the next hint for an exercise (KATA/FUNCTION or FUNCTION)")
@@ -288,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.root is None:
+        args.root = find_tree(Path.cwd())
+        if args.root is None:  # installed apart from a checkout: nothing to work on, nothing written
+            return _error(msg.NEEDS_CHECKOUT.format(cwd=Path.cwd()))
     try:
         return args.func(args)
     except ManifestError as err:
