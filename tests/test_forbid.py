@@ -86,6 +86,17 @@ def test_catching_the_failure_gains_nothing():
     assert "its code ran" in refusal(swallow, *MSE)
 
 
+def test_raising_something_else_instead_gains_nothing():
+    def replace_the_failure():
+        try:
+            MSE_TAKEN_AT_IMPORT(PRED, TARGET)
+        except BaseException:  # noqa: B036 - the attack
+            raise ValueError("nothing to see") from None
+
+    message = refusal(replace_the_failure, *MSE)
+    assert "its code ran" in message and "nothing to see" not in message
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_thread_started_by_the_code_is_watched_too():
     def in_a_thread():

@@ -393,9 +393,9 @@ def test_broadcast_shape_rejects_incompatible_shapes(case):
 
 
 BROADCAST_HELPERS = [
-    Library(torch, "broadcast_shapes", "torch.broadcast_shapes"),
-    Library(torch, "broadcast_tensors", "torch.broadcast_tensors"),
-    Library(torch, "broadcast_to", "torch.broadcast_to"),
+    Library(torch, "broadcast_shapes", "torch.broadcast_shapes (a torch broadcasting helper)"),
+    Library(torch, "broadcast_tensors", "torch.broadcast_tensors (a torch broadcasting helper)"),
+    Library(torch, "broadcast_to", "torch.broadcast_to (a torch broadcasting helper)"),
 ]
 BROADCAST_HOW = (
     "This exercise is the rule itself: align the shapes at the right, pad the shorter one with 1s, and "

@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - every torch this project supports has 
 _setprofile, _getprofile = sys.setprofile, sys.getprofile
 _set_thread_profile, _get_thread_profile = threading.setprofile, threading.getprofile
 _RECORD_FUNCTION = torch.ops.profiler._record_function_enter_new
+_Failed = pytest.fail.Exception
 
 
 @dataclass(frozen=True)
@@ -158,10 +159,11 @@ def forbidden(call: str, instead: str, *calls: Library) -> Iterator[Watch]:
             else:
                 with ops:
                     yield watch
-        except BaseException:
-            if watch.message is not None:
-                _fail(watch.message)  # whatever the code under test made of the first failure
-            raise
+        except BaseException as err:
+            if watch.message is None or getattr(err, "msg", None) == watch.message:
+                raise
+            # the code under test caught the first failure and raised something else
+            raise _Failed(watch.message, pytrace=False) from None
         finally:
             hook = _getprofile()
             _setprofile(previous)
