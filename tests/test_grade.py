@@ -13,7 +13,7 @@ import pytest
 from katas._harness import pristine
 from katas._harness.cli import main
 from katas._harness.grading import report
-from katas._harness.grading.run import Limits, grade
+from katas._harness.grading.run import Grader, Limits, grade
 from katas._harness.manifest import load, parse, read
 from tests.load import scaled
 from tests.project_copy import MANIFEST, ROOT, katas_command, make_copy
@@ -37,6 +37,22 @@ def two_katas(tmp_path_factory):
     pristine.write(read(copy))
     load.cache_clear()  # make_copy cached the full manifest of this root
     return read(copy)
+
+
+@pytest.fixture(scope="module")
+def warm(two_katas):
+    """One grader set up once (its zygote and collection) for every submission of a test module."""
+    with Grader(two_katas, QUICK) as grader:
+        yield grader
+
+
+@pytest.fixture(scope="module")
+def strict(two_katas):
+    """A grader with short limits, for submissions that hang or crash."""
+    with Grader(
+        two_katas, Limits(kata_timeout=scaled(30), test_timeout=int(scaled(20)), memory_mb=3072)
+    ) as grader:
+        yield grader
 
 
 def submission(tmp_path, grader, solved=(), edits=None):
@@ -65,21 +81,22 @@ def stub_with(grader, kata, prefix: str = "", suffix: str = "") -> str:
 
 
 def test_the_solutions_score_full_marks_and_the_stubs_zero(tmp_path):
-    honest = grade(MANIFEST, submission(tmp_path / "a", MANIFEST, solved={k.name for k in MANIFEST.katas}))
+    with Grader(MANIFEST) as grader:
+        honest = grader.grade(submission(tmp_path / "a", MANIFEST, solved={k.name for k in MANIFEST.katas}))
+        untouched = grader.grade(submission(tmp_path / "b", MANIFEST))
     assert honest.points == honest.max_points == sum(ex.points for ex in MANIFEST.exercises)
-    untouched = grade(MANIFEST, submission(tmp_path / "b", MANIFEST))
     assert untouched.points == 0
     assert {e.status for k in untouched.katas for e in k.exercises} == {"todo"}
 
 
-def test_one_kata_solved_scores_exactly_its_points(tmp_path, two_katas):
-    result = grade(two_katas, submission(tmp_path, two_katas, solved={SECOND.name}), QUICK)
+def test_one_kata_solved_scores_exactly_its_points(tmp_path, two_katas, warm):
+    result = warm.grade(submission(tmp_path, two_katas, solved={SECOND.name}))
     assert points(result) == {FIRST.name: 0, SECOND.name: sum(ex.points for ex in SECOND.exercises)}
 
 
-def test_the_same_submission_gets_the_same_score(tmp_path, two_katas):
+def test_the_same_submission_gets_the_same_score(tmp_path, two_katas, warm):
     sub = submission(tmp_path, two_katas, solved={FIRST.name})
-    first, second = grade(two_katas, sub, QUICK), grade(two_katas, sub, QUICK)
+    first, second = grade(two_katas, sub, QUICK), warm.grade(sub)
     assert (
         report.as_json(first).replace(" ", "").split('"seconds"')[0]
         == (report.as_json(second).replace(" ", "").split('"seconds"')[0])
@@ -101,7 +118,7 @@ def test_the_same_submission_gets_the_same_score(tmp_path, two_katas):
         ".github/workflows/grade.yml",
     ],
 )
-def test_edited_or_added_test_files_and_config_gain_nothing(tmp_path, two_katas, path):
+def test_edited_or_added_test_files_and_config_gain_nothing(tmp_path, two_katas, warm, path):
     cheat = {
         "conftest.py": (
             "import pytest\n@pytest.hookimpl(wrapper=True)\n"
@@ -112,7 +129,7 @@ def test_edited_or_added_test_files_and_config_gain_nothing(tmp_path, two_katas,
         "pyproject.toml": "[tool.pytest.ini_options]\naddopts = ['--co']\n",
     }
     text = cheat.get(path.rsplit("/", 1)[-1], "def test_nothing():\n    pass\n")
-    result = grade(two_katas, submission(tmp_path, two_katas, edits={path: text}), QUICK)
+    result = warm.grade(submission(tmp_path, two_katas, edits={path: text}))
     assert result.points == 0
 
 
@@ -127,14 +144,13 @@ def test_edited_or_added_test_files_and_config_gain_nothing(tmp_path, two_katas,
         ("a segfault", "import ctypes\nctypes.string_at(0)"),
     ],
 )
-def test_a_broken_kata_file_loses_only_that_kata(tmp_path, two_katas, name, prefix):
+def test_a_broken_kata_file_loses_only_that_kata(tmp_path, two_katas, strict, name, prefix):
     edits = {
         str(FIRST.stub_path(two_katas.root / "katas").relative_to(two_katas.root)): stub_with(
             two_katas, FIRST, prefix
         )
     }
-    limits = Limits(kata_timeout=scaled(30), test_timeout=int(scaled(20)), memory_mb=3072)
-    result = grade(two_katas, submission(tmp_path, two_katas, solved={SECOND.name}, edits=edits), limits)
+    result = strict.grade(submission(tmp_path, two_katas, solved={SECOND.name}, edits=edits))
     assert points(result) == {FIRST.name: 0, SECOND.name: sum(ex.points for ex in SECOND.exercises)}, name
     (broken,) = [k for k in result.katas if k.kata == FIRST.name]
     assert broken.problem, f"{name}: the zero needs a stated reason"
@@ -151,16 +167,16 @@ def test_a_broken_kata_file_loses_only_that_kata(tmp_path, two_katas, name, pref
         "import pytest\npytest.fail = lambda *a, **k: None",
     ],
 )
-def test_replacing_the_checks_at_import_gains_nothing(tmp_path, two_katas, patch):
+def test_replacing_the_checks_at_import_gains_nothing(tmp_path, two_katas, warm, patch):
     """Answers that are all wrong, and checks that would let anything through."""
     stub = FIRST.stub_path(two_katas.root / "katas").read_text(encoding="utf-8")
     wrong = re.sub(r"raise NotImplementedError\(.*\)", "return None", stub)
     edits = {f"katas/{FIRST.name}/{FIRST.module}.py": f"{patch}\n{wrong}"}
-    result = grade(two_katas, submission(tmp_path, two_katas, edits=edits), QUICK)
+    result = warm.grade(submission(tmp_path, two_katas, edits=edits))
     assert result.points == 0
 
 
-def test_the_reference_solutions_are_nowhere_to_be_found(tmp_path, two_katas):
+def test_the_reference_solutions_are_nowhere_to_be_found(tmp_path, two_katas, warm):
     probe = (
         "from pathlib import Path\n"
         "import katas._harness.manifest as m\n"
@@ -171,7 +187,7 @@ def test_the_reference_solutions_are_nowhere_to_be_found(tmp_path, two_katas):
     )
     stub = FIRST.stub_path(two_katas.root / "katas").read_text(encoding="utf-8")
     edits = {f"katas/{FIRST.name}/{FIRST.module}.py": f"{stub}\n{probe}"}
-    result = grade(two_katas, submission(tmp_path, two_katas, edits=edits), QUICK)
+    result = warm.grade(submission(tmp_path, two_katas, edits=edits))
     assert result.points == 0
 
 
@@ -196,9 +212,9 @@ def test_every_format_is_written_and_consistent(tmp_path, two_katas):
     assert gradescope["score"] == full
     assert len(gradescope["tests"]) == len(two_katas.exercises)
     assert {"name", "score", "max_score", "output", "visibility"} <= gradescope["tests"][0].keys()
-    suite = ET.parse(outs["junit"]).getroot().find("testsuite")
-    assert int(suite.get("tests")) == len(two_katas.exercises)
-    assert int(suite.get("failures")) == len(FIRST.exercises)
+    suites = ET.parse(outs["junit"]).getroot()  # <testsuites>: one <testsuite> per kata
+    assert int(suites.get("tests")) == len(two_katas.exercises)
+    assert int(suites.get("failures")) == len(FIRST.exercises)
     markdown = outs["markdown"].read_text(encoding="utf-8")
     assert f"| {SECOND.name} | {full}/{full} |" in markdown
     assert summary.read_text(encoding="utf-8") == markdown

@@ -312,8 +312,19 @@ def test_the_isolation_is_stated(grader):
     notes = " ".join(grader.isolation())
     assert "account" in notes and "MB" in notes
     if sandbox.can_switch_account():
-        account = sandbox.account_for(0, grader.limits.uid_base, grader.can_hide)
-        assert account is not None or "cannot read" in notes
+        assert grader.accounts is not None or "cannot read" in notes
+
+
+def test_two_graders_never_share_an_account(two_katas):  # noqa: F811
+    if not sandbox.accounts_usable(sandbox.can_hide_folders()):
+        pytest.skip("accounts of their own need a root grader")
+    first_accounts = sandbox.Accounts(2)
+    second_accounts = sandbox.Accounts(2)
+    try:
+        assert not set(first_accounts.uids) & set(second_accounts.uids)
+    finally:
+        first_accounts.release()
+        second_accounts.release()
 
 
 def test_signal_names_survive_unknown_codes():

@@ -137,6 +137,11 @@ class Grader:
             else ()
         )
         self.shown = sandbox.installation_folders() if self.can_hide else ()
+        self.accounts = (
+            sandbox.Accounts(max(1, limits.jobs), limits.uid_base)
+            if sandbox.accounts_usable(self.can_hide)
+            else None
+        )
         self.zygote: Zygote | None = None
         try:
             self.base = self.work / "base"
@@ -162,6 +167,9 @@ class Grader:
         if self.zygote is not None:
             self.zygote.close()
             self.zygote = None
+        if getattr(self, "accounts", None) is not None:
+            self.accounts.release()
+            self.accounts = None
         if self.work.exists():
             tree.thaw(self.work)
             shutil.rmtree(self.work, ignore_errors=True)
@@ -297,11 +305,11 @@ class Grader:
         unreadable = sandbox.unreadable_installation() if sandbox.can_switch_account() else None
         if self.can_hide:
             notes.append(
-                f"each kata ran under an account of its own (uid {self.limits.uid_base}+slot), with "
+                f"each kata ran under an account of its own (uids {self._uids()}), with "
                 f"{', '.join(self.hidden)} hidden from it (a mount namespace)"
             )
         elif sandbox.can_switch_account() and unreadable is None:
-            notes.append(f"each kata ran under an account of its own (uid {self.limits.uid_base}+slot)")
+            notes.append(f"each kata ran under an account of its own (uids {self._uids()})")
         elif unreadable is not None:
             notes.append(
                 f"the submission's code ran under the grader's own account: other accounts cannot read "
@@ -318,6 +326,9 @@ class Grader:
         else:
             notes.append(f"no cgroup could be made: {self.limits.memory_mb} MB was the limit per process")
         return notes
+
+    def _uids(self) -> str:
+        return ", ".join(str(uid) for uid in self.accounts.uids) if self.accounts else "none"
 
     def _time_left(self) -> float | None:
         if self.limits.deadline is None:
@@ -366,7 +377,7 @@ class Grader:
         job = job or self.work / secrets.token_hex(8)
         home = job / "run"
         home.mkdir(parents=True)
-        account = sandbox.account_for(slot, self.limits.uid_base, self.can_hide)
+        account = (self.accounts.uids[slot],) * 2 if self.accounts is not None else None
         if account is not None:
             os.chown(home, *account)
         home.chmod(0o700)

@@ -159,11 +159,52 @@ def can_switch_account() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def account_for(slot: int, uid_base: int = UID_BASE, can_hide: bool = False) -> tuple[int, int] | None:
-    """(uid, gid) of the dedicated account for a job slot, or None when none can be used."""
-    if not can_switch_account() or (unreadable_installation() and not can_hide):
-        return None
-    return uid_base + slot, uid_base + slot
+def accounts_usable(can_hide: bool = False) -> bool:
+    """Whether katas can run under accounts of their own (root, and Python readable by them)."""
+    return can_switch_account() and (can_hide or unreadable_installation() is None)
+
+
+class Accounts:
+    """Dedicated uids reserved for one grader, `count` of them, none shared with another grader.
+
+    Each uid is held with a lock file in a folder only root can use, for as long as the grader
+    lives, so two graders on one machine (a test run under xdist, two instructors) never kill
+    or read each other's katas. A uid is swept clean of processes when it is taken.
+    """
+
+    SPAN = 1000
+
+    def __init__(self, count: int, base: int = UID_BASE):
+        import fcntl
+        import tempfile
+
+        folder = Path(tempfile.gettempdir()) / "katas-grade-uids"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o077:
+            raise PermissionError(f"{folder} must be a folder of root's alone (mode 700); remove it")
+        self.uids: list[int] = []
+        self._locks = []
+        for uid in range(base, base + self.SPAN):
+            if len(self.uids) == count:
+                break
+            handle = open(folder / str(uid), "a")  # noqa: SIM115 - held until release()
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            _kill_account(uid)  # a grader that died may have left processes behind
+            self._locks.append(handle)
+            self.uids.append(uid)
+        if len(self.uids) < count:
+            self.release()
+            raise RuntimeError(f"no free account in uids {base}..{base + self.SPAN - 1}")
+
+    def release(self) -> None:
+        for handle in self._locks:
+            handle.close()
+        self._locks.clear()
 
 
 def unreadable_installation() -> str | None:
