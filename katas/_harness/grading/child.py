@@ -24,6 +24,7 @@ import os
 
 import pytest
 
+from ..fingerprint import fingerprint
 from ..session import EXERCISE_PROPERTY, TODO_PROPERTY, report_property
 
 FDS_ENV = "KATAS_GRADE_FDS"
@@ -35,21 +36,6 @@ UNSHOWABLE = "the test raised {kind}, whose message could not be shown ({error})
 
 def sign(key: bytes, seq: int, body: str) -> str:
     return hmac.new(key, f"{seq}:{body}".encode(), hashlib.sha256).hexdigest()
-
-
-def _fingerprint(value: object) -> tuple:
-    """What `value` runs: the object and, for Python functions, its code, defaults and closure."""
-    function = getattr(value, "__func__", value)
-    parts: list[object] = [id(value)]
-    for attribute in ("__code__", "__defaults__", "__kwdefaults__"):
-        parts.append(id(getattr(function, attribute, None)))
-    cells = getattr(function, "__closure__", None) or ()
-    for cell in cells:
-        try:
-            parts.append(id(cell.cell_contents))
-        except ValueError:  # an empty cell
-            parts.append(None)
-    return tuple(parts)
 
 
 def _trusted() -> dict[str, object]:
@@ -118,7 +104,7 @@ class Grader:
         self.key = key
         self.out = os.fdopen(results_fd, "w", encoding="utf-8", buffering=1)
         self.seq = 0
-        self.trusted = {name: (value, _fingerprint(value)) for name, value in _trusted().items()}
+        self.trusted = {name: (value, fingerprint(value)) for name, value in _trusted().items()}
         self.phases: dict[str, dict] = {}
 
     def send(self, record: dict) -> None:
@@ -132,7 +118,7 @@ class Grader:
         return [
             name
             for name, (value, print_) in self.trusted.items()
-            if _current(name) is not value or _fingerprint(value) != print_
+            if _current(name) is not value or fingerprint(value) != print_
         ]
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
