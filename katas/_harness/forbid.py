@@ -136,8 +136,18 @@ if _DispatchMode is not None:
             self.watch = watch
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.watch.dispatched(func, args)
+            packet = func.overloadpacket
+            if packet in self.watch.ops or packet is _RECORD_FUNCTION:  # one dict lookup for most ops
+                self.watch.dispatched(func, args)
             return func(*args, **(kwargs or {}))
+
+
+def _restore_profile(previous) -> None:
+    if previous is None or callable(previous):
+        _setprofile(previous)
+    else:  # cProfile's profiler, which sys.getprofile() returns but sys.setprofile() does not take
+        _setprofile(None)
+        previous.enable()
 
 
 @contextmanager
@@ -166,7 +176,7 @@ def forbidden(call: str, instead: str, *calls: Library) -> Iterator[Watch]:
             raise _Failed(watch.message, pytrace=False) from None
         finally:
             hook = _getprofile()
-            _setprofile(previous)
+            _restore_profile(previous)
             _set_thread_profile(previous_threads)
         if watch.message is not None:
             _fail(watch.message)  # it caught the failure and carried on
