@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -156,7 +157,7 @@ def _qualified_name(entry) -> str:
     for owner in list(entry.frame.f_globals.values()):  # Python 3.10: find the class defining it
         if isinstance(owner, type):
             for attribute in vars(owner).values():
-                function = getattr(attribute, "__func__", attribute)
+                function = inspect.unwrap(getattr(attribute, "__func__", attribute))
                 if getattr(function, "__code__", None) is code:
                     return f"{owner.__name__}.{entry.name}"
     return entry.name
