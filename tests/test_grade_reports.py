@@ -4,6 +4,9 @@ Markdown and JSON that put the likely cause first, a grader failure stated as su
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -12,7 +15,7 @@ import junitparser
 import pytest
 import xmlschema
 
-from katas._harness.grading import grade_command, junit, report
+from katas._harness.grading import bundle, grade_command, junit, report
 from katas._harness.grading import run as grading_run
 from katas._harness.grading.report import GraderFailure
 from katas._harness.grading.run import ExerciseScore, Grade, KataScore, Limits
@@ -449,3 +452,66 @@ def test_the_exported_workflow_fails_only_if_the_instructor_asks():
     active = [line for line in workflow.splitlines() if not line.strip().startswith("#")]
     assert "--fail-under" not in "\n".join(active)
     assert "--fail-under" in workflow
+
+
+# --- Gradescope's run_autograder -----------------------------------------------------------------
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+case "$*" in *--help*) exit 0 ;; esac
+cp {root}/results/results.json {root}/during.json
+exit {code}
+"""
+
+
+def autograder(tmp_path: Path, python: str | None) -> Path:
+    """run_autograder as the bundle has it, with /autograder moved under tmp_path."""
+    root = tmp_path / "autograder"
+    (root / "source" / "torch-katas").mkdir(parents=True)
+    (root / "submission").mkdir()
+    if python is not None:
+        (root / "venv" / "bin").mkdir(parents=True)
+        (root / "venv" / "bin" / "python").write_text(python.format(root=root), encoding="utf-8")
+        (root / "venv" / "bin" / "python").chmod(0o755)
+    text = bundle.script_text("run_autograder", "2.13.0", "3.12", timeout_minutes=10)
+    assert f"deadline={10 * 60 - bundle.MARGIN_SECONDS}" in text
+    script = tmp_path / "run_autograder"
+    script.write_text(text.replace("/autograder", str(root)), encoding="utf-8")
+    return script
+
+
+def results_of(script: Path) -> dict:
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads((script.parent / "autograder" / "results" / "results.json").read_text(encoding="utf-8"))
+
+
+def test_run_autograder_without_the_grader_installed_says_the_grader_failed(tmp_path):
+    results = results_of(autograder(tmp_path, python=None))
+    assert results["score"] == 0 and results["tests"] == []
+    assert "The grader failed" in results["output"] and "setup.sh did not finish" in results["output"]
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [(1, "The grader failed** (python -m katas grade exited with status 1)"), (2, "No kata file found")],
+)
+def test_run_autograder_reports_a_grade_that_wrote_nothing(tmp_path, code, words):
+    script = autograder(tmp_path, FAKE_PYTHON.replace("{code}", str(code)))
+    results = results_of(script)
+    assert words in results["output"]
+    during = json.loads((tmp_path / "autograder" / "during.json").read_text(encoding="utf-8"))
+    assert "Grading did not finish" in during["output"], "a valid results.json is there from the start"
+
+
+def test_run_autograder_grades_into_results_json(tmp_path, two_katas):  # noqa: F811
+    wrapper = f'#!/usr/bin/env bash\nexec {sys.executable} "$@"\n'
+    script = autograder(tmp_path, wrapper)
+    root = tmp_path / "autograder"
+    (root / "source" / "torch-katas").rmdir()
+    (root / "source" / "torch-katas").symlink_to(two_katas.root)
+    (root / "submission").rmdir()
+    shutil.copytree(submission(tmp_path, two_katas, solved={SECOND.name}), root / "submission")
+    results = results_of(script)
+    assert results["score"] == sum(ex.points for ex in SECOND.exercises)
+    assert [t["number"] for t in results["tests"]][:2] == ["1.1", "1.2"]
+    assert results["output"].startswith("## torch-katas: ")

@@ -133,15 +133,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         test_timeout=args.test_timeout,
         memory_mb=args.memory_mb,
         jobs=getattr(args, "jobs", None) or Limits.jobs,  # --jobs comes with the class options
-        user=args.user,
     )
-    if args.user is not None:
-        import pwd
-
-        try:
-            pwd.getpwnam(args.user)
-        except KeyError:
-            return _error(f"no user account named '{args.user}'; create it or leave out --user")
     reports = list(zip(formats, outs, strict=True))
     return grade_command.run(
         manifest, submission, limits, reports, deadline=args.deadline, fail_under=fail_under
@@ -167,7 +159,9 @@ def _cmd_gradescope(args: argparse.Namespace) -> int:
 
     version = torch.__version__.split("+")[0]
     try:
-        files = build(load(args.root), Path(args.dest), args.torch or version)
+        files = build(
+            load(args.root), Path(args.dest), args.torch or version, timeout_minutes=args.timeout_minutes
+        )
     except ExportError as err:
         return _error(str(err))
     print(f"wrote {args.dest} ({len(files)} files): upload it as the autograder of a Gradescope assignment")
@@ -246,9 +240,6 @@ def build_parser() -> argparse.ArgumentParser:
     grade_cmd.add_argument("--kata-timeout", type=float, default=300.0, help="seconds of wall clock per kata")
     grade_cmd.add_argument("--test-timeout", type=int, default=60, help="seconds per test")
     grade_cmd.add_argument("--memory-mb", type=int, default=4096, help="address-space limit per kata")
-    grade_cmd.add_argument(
-        "--user", help="run the submission's code as this unprivileged account (needs root)"
-    )
     class_options = grade_cmd.add_argument_group(
         "a class", "SUBMISSIONS_DIR may hold one sub-folder or .zip per student (named by the student's id)"
     )
@@ -270,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     gradescope = commands.add_parser("gradescope", help="a Gradescope autograder bundle (a .zip)")
     gradescope.add_argument("dest", metavar="DEST.zip")
     gradescope.add_argument("--torch", help="the torch version Gradescope installs (default: this one's)")
+    gradescope.add_argument(
+        "--timeout-minutes",
+        type=float,
+        default=10,
+        help="the assignment's autograder timeout on Gradescope (default 10); grading stops before it",
+    )
     gradescope.set_defaults(func=_cmd_gradescope)
 
     snapshot = commands.add_parser(

@@ -125,11 +125,12 @@ def _grade(
     if deadline is None:
         return grade(manifest, submission, limits, **kwargs), False
     end = time.monotonic() + deadline
-    limits = dataclasses.replace(limits, kata_timeout=min(limits.kata_timeout, deadline))
-    grace = 0.0
     if "deadline" in {f.name for f in dataclasses.fields(Limits)}:  # run.grade() stops on time itself
         limits = dataclasses.replace(limits, deadline=deadline)
         grace = DEADLINE_GRACE_S
+    else:  # no kata runs past the deadline
+        limits = dataclasses.replace(limits, kata_timeout=min(limits.kata_timeout, deadline))
+        grace = 0.0
     outcome: dict[str, object] = {}
 
     def target() -> None:

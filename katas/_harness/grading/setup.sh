@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # Gradescope runs this once, as root, while it builds the autograder image.
+#
+# torch @TORCH_VERSION@ may have no wheel for the image's own Python (Ubuntu 22.04 ships 3.10),
+# so the grader gets Python @PYTHON_VERSION@, the version the bundle was built with, which has
+# one: uv (from PyPI) installs it under /opt/katas-python, readable by every account.
 set -euo pipefail
 apt-get update
-apt-get install -y --no-install-recommends python3 python3-venv python3-pip
-python3 -m venv /autograder/venv
-/autograder/venv/bin/python -m pip install --upgrade pip
+apt-get install -y --no-install-recommends python3 python3-venv python3-pip ca-certificates
+python3 -m venv /opt/katas-uv
+/opt/katas-uv/bin/python -m pip install --upgrade uv
+uv=/opt/katas-uv/bin/uv
+export UV_PYTHON_INSTALL_DIR=/opt/katas-python
+"$uv" python install "@PYTHON_VERSION@"
+"$uv" venv --python "@PYTHON_VERSION@" /autograder/venv
 # The CPU build of torch: a plain `pip install torch` pulls a multi-GB CUDA build.
-/autograder/venv/bin/python -m pip install "torch==@TORCH_VERSION@" --index-url https://download.pytorch.org/whl/cpu
-/autograder/venv/bin/python -m pip install -e /autograder/source/torch-katas
-# The submission's code runs as this account: it cannot read the grader's secrets or write its files.
+venv_python=/autograder/venv/bin/python
+"$uv" pip install --python "$venv_python" "torch==@TORCH_VERSION@" --index-url https://download.pytorch.org/whl/cpu
+"$uv" pip install --python "$venv_python" -e /autograder/source/torch-katas
+chmod -R a+rX /opt/katas-python /autograder/venv
+# The submission's code runs as this account where the grader takes --user: it cannot read
+# the grader's secrets or write its files.
 id -u student >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin student
+"$venv_python" -c "import torch, katas._harness.grading.run"  # the grader imports
