@@ -185,6 +185,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         with tempfile.TemporaryDirectory(prefix="katas-bench-") as workdir:
             code |= bench_tools.run(args.root, args.kata, args.saves, args.runs, Path(workdir))
+    if args.only == "grade":  # minutes: only when asked for
+        import tempfile
+
+        from . import bench_grade
+
+        with tempfile.TemporaryDirectory(prefix="katas-bench-") as workdir:
+            code |= bench_grade.run(args.root, min(args.runs, 3), Path(workdir))
     return code
 
 
@@ -279,7 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cmd.add_argument("--runs", type=int, default=7)
     bench_cmd.add_argument("--solutions", action="store_true", help="time the run against solutions/")
     bench_cmd.add_argument("--saves", type=int, default=12, help="saves timed in watch")
-    bench_cmd.add_argument("--only", choices=["kata", "tools"], help="the kata run, or the learner tools")
+    bench_cmd.add_argument(
+        "--only",
+        choices=["kata", "tools", "grade"],
+        help="the kata run, the learner tools, or grading (minutes; only when asked for)",
+    )
     bench_cmd.set_defaults(func=_cmd_bench)
     return parser
 
