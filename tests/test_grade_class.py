@@ -86,9 +86,9 @@ def graded(monkeypatch) -> list[str]:
     """Grade with fake_grade; the list holds every submission graded, by its first kata file's text."""
     calls = []
 
-    def grade_one(manifest, path, limits):
+    def grade_one(session, path):
         calls.append(path)
-        return fake_grade(manifest, path, limits)
+        return fake_grade(session.manifest, path, session.limits)
 
     monkeypatch.setattr(classroom, "_grade_one", grade_one)
     return calls

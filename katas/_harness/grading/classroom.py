@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..manifest import Kata, Manifest
 from . import tree
-from .run import ExerciseScore, Grade, KataScore, Limits, grade
+from .run import ExerciseScore, Grade, Grader, GraderChanged, KataScore, Limits
 
 SINGLE, CLASS = "single", "class"
 ZIP_SUFFIX = ".zip"
@@ -55,7 +55,6 @@ CLASS_OUTPUTS = (
     "a class writes gradebook.csv, students/*.json and class-report.html to --out-dir; "
     "leave out --format and --out"
 )
-NO_USER = "no user account named '{user}'; create it or leave out --user"
 
 LINKED = "{name} is a symbolic link; put the submission itself in the class folder"
 CLASH = "both {names} are in the class folder; keep one submission per student"
@@ -413,9 +412,31 @@ class Cache:
 # -- the run --------------------------------------------------------------------------------------
 
 
-def _grade_one(manifest: Manifest, path: Path, limits: Limits) -> Grade:
+class Session:
+    """One warm grader for the whole class, set up when the first submission needs grading.
+
+    Its zygote, tree and collection serve every submission after that; a failed set-up is
+    tried again for the next one.
+    """
+
+    def __init__(self, manifest: Manifest, limits: Limits):
+        self.manifest, self.limits = manifest, limits
+        self.grader: Grader | None = None
+
+    def grade(self, path: Path) -> Grade:
+        if self.grader is None:
+            self.grader = Grader(self.manifest, self.limits)
+        return self.grader.grade(path)
+
+    def close(self) -> None:
+        if self.grader is not None:
+            self.grader.close()
+            self.grader = None
+
+
+def _grade_one(session: Session, path: Path) -> Grade:
     """One submission's grade (the one place a class run calls the grader)."""
-    return grade(manifest, path, limits)
+    return session.grade(path)
 
 
 def zero_grade(manifest: Manifest, reason: str) -> Grade:
@@ -475,22 +496,31 @@ def grade_class(
             else:
                 todo.setdefault(item.key if item.key is not None else id(item), []).append(item)
         on_start([results[s.id] for s in students if s.id in results], sum(len(g) for g in todo.values()))
-        for group in todo.values():
-            try:
-                outcome = _grade_one(manifest, group[0].root, each)
-            except Exception as err:  # the grader's own failure: this student only, and not cached
-                outcome, problem = None, GRADER_FAILED.format(error=err)
-            else:
-                problem = None
-                if cache is not None:
-                    cache.put(group[0].key, outcome)
-            for item in group:
-                if problem is None:
-                    results[item.student.id] = Result(item.student.id, outcome)
-                else:
-                    results[item.student.id] = _not_graded(manifest, item.student.id, problem)
-                on_result(results[item.student.id])
+        session = Session(manifest, each)
+        try:
+            _grade_all(manifest, todo, session, cache, results, on_result)
+        finally:
+            session.close()
     return [results[s.id] for s in students]
+
+
+def _grade_all(manifest, todo, session, cache, results, on_result) -> None:
+    for group in todo.values():
+        try:
+            outcome, problem = _grade_one(session, group[0].root), None
+        except GraderChanged:
+            raise  # the grader's own files changed: no grade after this one can be trusted
+        except Exception as err:  # the grader's own failure: this student only, and not cached
+            outcome, problem = None, GRADER_FAILED.format(error=err)
+        else:
+            if cache is not None:
+                cache.put(group[0].key, outcome)
+        for item in group:
+            if problem is None:
+                results[item.student.id] = Result(item.student.id, outcome)
+            else:
+                results[item.student.id] = _not_graded(manifest, item.student.id, problem)
+            on_result(results[item.student.id])
 
 
 def _not_graded(manifest: Manifest, student: str, reason: str) -> Result:
@@ -552,13 +582,6 @@ def main(manifest: Manifest, args) -> int:
 
     if getattr(args, "format", None) or getattr(args, "out", None):
         raise ClassError(CLASS_OUTPUTS)
-    if getattr(args, "user", None) is not None:
-        import pwd
-
-        try:
-            pwd.getpwnam(args.user)
-        except KeyError:
-            raise ClassError(NO_USER.format(user=args.user)) from None
     folder = Path(args.submission)
     out_dir = Path(args.out_dir) if args.out_dir else default_out_dir(folder)
     students, ignored = find_students(folder, skip=out_dir)
@@ -570,7 +593,13 @@ def main(manifest: Manifest, args) -> int:
         print(IGNORED_LINE.format(count=len(ignored), names=shown))
     started = time.perf_counter()
     with Progress(len(students)) as progress:
-        results = grade_class(manifest, students, cache, limits, args.jobs, progress.start, progress.finished)
+        try:
+            results = grade_class(
+                manifest, students, cache, limits, args.jobs, progress.start, progress.finished
+            )
+        except GraderChanged as err:
+            print(f"error: {err}; grades cached so far are kept, run the command again", file=sys.stderr)
+            return 3
     written = gradebook.write(manifest, results, out_dir)
     written.append(class_report.write(manifest, results, out_dir / class_report.FILE_NAME))
     fresh = sum(1 for r in results if not r.cached and r.problem is None)

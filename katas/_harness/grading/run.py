@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import secrets
 import select
 import shutil
@@ -48,6 +49,10 @@ NOT_GRADED_FOR_TIME = "not graded: the grading time ran out before this kata sta
 
 class GraderError(RuntimeError):
     """The grader itself failed (not the submission): the report must say so."""
+
+
+class GraderChanged(GraderError):
+    """The grader's own files changed while it graded: nothing after that is trusted."""
 
 
 @dataclass
@@ -293,9 +298,9 @@ class Grader:
     def verify(self) -> None:
         """Stop if anything of the grader changed since set-up (a child must never reach it)."""
         if tree.digest(self.base) != self.base_digest:
-            raise GraderError("the grader's working tree changed during grading; grading stopped")
+            raise GraderChanged("the grader's working tree changed during grading; grading stopped")
         if self._checkout_digest() != self.checkout_digest:
-            raise GraderError(
+            raise GraderChanged(
                 f"the grader's checkout {self.manifest.root / 'katas'} changed during grading; "
                 "grading stopped"
             )
@@ -337,6 +342,11 @@ class Grader:
 
     def _grade_kata(self, kata: Kata, submission: Path, slot: int) -> KataScore:
         started = time.perf_counter()
+        score = self._score_kata(kata, submission, slot)
+        score.seconds = time.perf_counter() - started  # on every path, a refusal or a timeout too
+        return score
+
+    def _score_kata(self, kata: Kata, submission: Path, slot: int) -> KataScore:
         left = self._time_left()
         if left is not None and left <= 1:
             return _zero(kata, NOT_GRADED_FOR_TIME)
@@ -364,10 +374,7 @@ class Grader:
         timeout = self.limits.kata_timeout if left is None else min(self.limits.kata_timeout, left)
         text, code, output, key = self._run_child(kata.name, argv, slot, timeout, job)
         score = self._score(kata, text, code, output, key)
-        if not self._base_intact():
-            score = _zero(kata, TAMPERED_TREE)
-        score.seconds = time.perf_counter() - started
-        return score
+        return score if self._base_intact() else _zero(kata, TAMPERED_TREE)
 
     def _run_child(
         self, name: str, argv: list[str], slot: int, timeout: float, job: Path | None = None
@@ -588,7 +595,14 @@ def _no_report_reason(output: str, code: int | None) -> str:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         return f"the test run crashed ({name}); a memory limit or a crash in the code"
     if "does not compile" in output or "raised an error while being imported" in output:
-        first = next((line.strip() for line in lines if "Error" in line), tail[:300])
+        errors = [
+            line.strip()[1:].strip()
+            for line in lines
+            if re.match(r"E\s+\w+(Error|Exception)\b", line.strip())
+        ]
+        first = (
+            errors[-1] if errors else next((line.strip() for line in lines if "Error" in line), tail[:300])
+        )
         return f"the kata file does not import: {first}\n{tail}"
     if "MemoryError" in output or "can't allocate memory" in output:
         return "the run ran out of memory (the limit is per kata)"
