@@ -8,7 +8,6 @@ reports say so; the submission is not to blame). Usage errors (2) are the CLI's.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 import sys
 import threading
@@ -24,8 +23,8 @@ from .run import ExerciseScore, Grade, KataScore, Limits
 EXIT_BELOW = 1
 EXIT_GRADER_FAILED = 3
 RAN_OUT = "not graded: the grading time ran out (--deadline) before this kata finished"
-# Once run.grade() honours Limits.deadline itself, it returns soon after the deadline; this is
-# how long past it the CLI still waits before it reports what finished and exits.
+# run.grade() honours Limits.deadline and returns soon after it; this is how long past it the
+# CLI still waits (a kata's child being swept, say) before it reports what finished and exits.
 DEADLINE_GRACE_S = 60.0
 
 
@@ -121,27 +120,21 @@ def _grade(
             finished[score.kata] = score
             _say(_kata_line(score))
 
-    kwargs = {"on_kata": on_kata} if "on_kata" in inspect.signature(grade).parameters else {}
     if deadline is None:
-        return grade(manifest, submission, limits, **kwargs), False
+        return grade(manifest, submission, limits, on_kata=on_kata), False
     end = time.monotonic() + deadline
-    if "deadline" in {f.name for f in dataclasses.fields(Limits)}:  # run.grade() stops on time itself
-        limits = dataclasses.replace(limits, deadline=deadline)
-        grace = DEADLINE_GRACE_S
-    else:  # no kata runs past the deadline
-        limits = dataclasses.replace(limits, kata_timeout=min(limits.kata_timeout, deadline))
-        grace = 0.0
+    limits = dataclasses.replace(limits, deadline=deadline)  # run.grade() stops on time itself
     outcome: dict[str, object] = {}
 
     def target() -> None:
         try:
-            outcome["result"] = grade(manifest, submission, limits, **kwargs)
+            outcome["result"] = grade(manifest, submission, limits, on_kata=on_kata)
         except BaseException as err:  # handed to the main thread, which reports it
             outcome["error"] = err
 
     worker = threading.Thread(target=target, name="katas-grade", daemon=True)
     worker.start()
-    worker.join(timeout=max(0.0, end - time.monotonic()) + grace)
+    worker.join(timeout=max(0.0, end - time.monotonic()) + DEADLINE_GRACE_S)
     if worker.is_alive():
         with lock:
             return _ran_out(manifest, dict(finished)), True
