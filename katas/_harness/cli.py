@@ -96,6 +96,19 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     return Watcher(manifest, kata, clear=clear, timeout=args.timeout).run(once=args.once)
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    from . import review
+
+    manifest = load(args.root)
+    try:
+        kata = None if args.kata is None else manifest.kata(args.kata.removeprefix("katas/").rstrip("/"))
+    except UnknownExercise:
+        names = ", ".join(k.name for k in manifest.katas)
+        return _error(review.text("unknown_kata").format(name=args.kata, names=names))
+    print("\n".join(review.run(manifest, kata)))
+    return 0  # advice, never a grade
+
+
 def _cmd_grade(args: argparse.Namespace) -> int:
     from .grading import classroom  # a class folder (a sub-folder or .zip per student) goes its own way
 
@@ -224,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     reset_cmd.add_argument("target", metavar="KATA_OR_EXERCISE")
     reset_cmd.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset_cmd.set_defaults(func=_cmd_reset)
+
+    review_cmd = commands.add_parser("review", help="advice on code that passes (default: every kata)")
+    review_cmd.add_argument("kata", nargs="?", metavar="KATA")
+    review_cmd.set_defaults(func=_cmd_review)
 
     check = commands.add_parser("check", help="(maintainers) validate the manifest against the kata files")
     check.set_defaults(func=_cmd_check)

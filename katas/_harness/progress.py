@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import messages as msg
+from . import review
 from .manifest import Exercise, Kata, Manifest
 
 
@@ -109,6 +110,9 @@ class Progress:
                 continue
             lines.extend(self._render_kata(kata, tallies))
             partial |= any(tallies.get(ex.qualname, Tally()).status == "not run" for ex in kata.exercises)
+        if not against_solutions:  # advice on passing code: python -m katas review
+            done = {k.name: {e.name for e in k.exercises if self.status(e) == "done"} for k in manifest.katas}
+            lines += review.progress_lines(manifest, lambda kata: manifest.root / stub_path(kata), done)
         if self.broken:
             return lines  # fixing the file comes first; its line above says so
         upcoming = self.next_exercise(manifest)
