@@ -86,7 +86,11 @@ def test_a_function_behind_a_functools_wrapper_is_followed():
     assert changed(before, wrapper)
 
 
-@pytest.mark.parametrize("builtin", [math.isclose, torch.isclose, torch.Tensor.equal], ids=str)
+@pytest.mark.parametrize(
+    "builtin",
+    [math.isclose, torch.isclose, torch.Tensor.equal],
+    ids=["math.isclose", "torch.isclose", "torch.Tensor.equal"],  # reprs hold addresses: xdist needs stable ids
+)
 def test_builtins_are_their_identity(builtin):
     assert not changed(fingerprint(builtin), builtin)
     assert changed(fingerprint(builtin), len)
