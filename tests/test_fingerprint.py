@@ -89,7 +89,7 @@ def test_a_function_behind_a_functools_wrapper_is_followed():
 @pytest.mark.parametrize(
     "builtin",
     [math.isclose, torch.isclose, torch.Tensor.equal],
-    ids=["math.isclose", "torch.isclose", "torch.Tensor.equal"],  # reprs hold addresses: xdist needs stable ids
+    ids=["math.isclose", "torch.isclose", "torch.Tensor.equal"],  # reprs hold addresses: unstable
 )
 def test_builtins_are_their_identity(builtin):
     assert not changed(fingerprint(builtin), builtin)
