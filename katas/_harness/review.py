@@ -68,7 +68,7 @@ MESSAGES = {
         "hard-coded-cuda": "写死的 CUDA 设备在没有 GPU 的机器上会出错，也不管数据在哪里："
         "请使用输入的 `x.device`，或一个 `device` 参数。",
         "link": "    参见 {link}",
-        "finding": "{path}:{line}：[{exercise}] {why}",
+        "finding": "{path}:{line}: [{exercise}] {why}",  # file:line stays as editors read it
         "summary": "对已通过的代码有 {count} 条建议：仅供参考，不计分。",
         "none": "没有建议：读过的练习写法都很地道。",
         "unreadable": "{path}：无法解析，因此没有审阅（运行它的测试可以看到错误）。",
@@ -258,6 +258,13 @@ def _loop_index(loop: ast.For, fn: _Function) -> str | None:
 
 
 def _rule_batch_loop(fn: _Function) -> Iterator[ast.AST]:
+    for node in fn.nodes:
+        if (
+            isinstance(node, ast.comprehension)
+            and isinstance(node.iter, ast.Name)
+            and node.iter.id in fn.tensors
+        ):
+            yield node.iter  # [row.sum() for row in x]
     for loop in fn.nodes:
         if not isinstance(loop, ast.For):
             continue
