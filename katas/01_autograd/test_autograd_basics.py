@@ -11,7 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from katas._harness.strategies import points, smooth_functions
-from katas._harness.testing import Spy, expect_close, expect_float, expect_floats, fail, reference
+from katas._harness.testing import (
+    Spy,
+    expect_close,
+    expect_float,
+    expect_floats,
+    fail,
+    is_close,
+    reference,
+    show,
+)
 
 exercise = pytest.mark.exercise
 
@@ -310,6 +319,11 @@ def test_gradient_history_for_random_functions(f, x, steps, zero_between):
 
 # --- clamp_weights_ ------------------------------------------------------------------
 
+NOTHING_CHANGED = (
+    "Likely cause: nothing changed: `p = p.clamp(...)` rebinds a local name, it does not "
+    "modify the parameter; use p.clamp_(...) under torch.no_grad()."
+)
+
 
 @exercise("clamp_weights_")
 @given(
@@ -332,18 +346,13 @@ def test_clamp_weights_clamps_in_place_and_keeps_parameters_trainable(limit, see
     for p, old, ptr in zip(params, before, storage, strict=True):
         if p.data_ptr() != ptr:
             fail(f"Called {call}.\nA parameter now points at new memory: update it in place (clamp_).")
-        expect_close(
-            p.detach(),
-            old.clamp(-limit, limit),
-            call=call,
-            mistakes=[
-                (
-                    "nothing changed: `p = p.clamp(...)` rebinds a local name, it does "
-                    "not modify the parameter; use p.clamp_()",
-                    old,
-                )
-            ],
-        )
+        expected = old.clamp(-limit, limit)
+        if not is_close(p.detach(), expected):
+            cause = NOTHING_CHANGED if torch.equal(p.detach(), old) else ""
+            fail(
+                f"Called {call}.\nIt returned None, as it should, but afterwards a parameter holds "
+                f"{show(p.detach())}, where the tests expected {show(expected)}.\n{cause}"
+            )
         if not (p.requires_grad and p.is_leaf and p.grad_fn is None):
             fail(
                 f"Called {call}.\nA parameter is no longer a trainable leaf: {p!r}.\n"
@@ -356,12 +365,32 @@ def test_clamp_weights_accepts_model_parameters():
     model = torch.nn.Linear(3, 2)
     with torch.no_grad():
         model.weight.mul_(10)
+    before = [p.detach().clone() for p in model.parameters()]
     ab.clamp_weights_(model.parameters(), 0.5)
     if model.weight.abs().max() > 0.5 or model.bias.abs().max() > 0.5:
+        unchanged = all(
+            torch.equal(p.detach(), old) for p, old in zip(model.parameters(), before, strict=True)
+        )
+        with torch.no_grad():
+            model.weight.copy_(before[0])
+            model.bias.copy_(before[1])
+        ab.clamp_weights_(list(model.parameters()), 0.5)
+        list_works = model.weight.abs().max() <= 0.5 and model.bias.abs().max() <= 0.5
+        if list_works:
+            cause = (
+                "Likely cause: the same parameters passed as a list are clamped, but "
+                "model.parameters() is a generator: it can be iterated only once, so a first pass "
+                "over it (a check, a count, list(params)) leaves nothing for the loop that clamps. "
+                "Iterate over it once, or turn it into a list first and use that list."
+            )
+        else:
+            cause = NOTHING_CHANGED if unchanged else ""
         fail(
             "Called clamp_weights_(model.parameters(), 0.5).\nSome values are still outside "
-            f"[-0.5, 0.5]: weight={model.weight.detach()}, bias={model.bias.detach()}.\n"
-            "model.parameters() is a generator: iterate over it once and clamp each tensor."
+            f"[-0.5, 0.5]: weight={show(before[0] if unchanged else model.weight.detach())}, "
+            f"bias={show(before[1] if unchanged else model.bias.detach())}"
+            + (" (unchanged).\n" if unchanged else ".\n")
+            + cause
         )
 
 
@@ -370,6 +399,11 @@ def test_clamp_weights_is_visible_to_autograd():
     w = torch.tensor([2.0, -3.0, 0.25], requires_grad=True)
     loss = (w * w).sum()  # autograd saves w to compute this gradient later
     ab.clamp_weights_([w], 1.0)
+    if torch.equal(w.detach(), torch.tensor([2.0, -3.0, 0.25])):
+        fail(
+            "Called clamp_weights_([w], 1.0) with w = tensor([2.0, -3.0, 0.25]).\n"
+            f"Afterwards w is still {show(w.detach())}: nothing was clamped.\n{NOTHING_CHANGED}"
+        )
     try:
         loss.backward()
     except RuntimeError:

@@ -40,6 +40,12 @@ KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
         "depend on; pass allow_unused=True or differentiate with respect to the right tensor.",
     ),
     (
+        "'NoneType' object has no attribute 'zero_'",
+        "a .grad is None until the first backward() reaches that tensor, so there is nothing to "
+        "zero yet. Zero only when it exists (`if t.grad is not None: t.grad.zero_()`) or reset it "
+        "with `t.grad = None`, which backward() then fills afresh.",
+    ),
+    (
         "'NoneType' object has no attribute",
         "if that None was a .grad: only leaf tensors keep .grad after backward(). Call "
         ".retain_grad() on an intermediate tensor before backward(), and check that the tensor "
@@ -109,6 +115,11 @@ KNOWN_ERRORS_ZH: dict[str, str] = {
     "One of the differentiated Tensors appears to not have been used in the graph": (
         "torch.autograd.grad() 被要求对一个输出并不依赖的输入求梯度；传入 allow_unused=True，"
         "或对正确的张量求导。"
+    ),
+    "'NoneType' object has no attribute 'zero_'": (
+        "在第一次 backward() 到达某个张量之前，它的 .grad 是 None，此时没有可清零的东西。"
+        "只在它存在时清零（`if t.grad is not None: t.grad.zero_()`），或用 `t.grad = None` 重置，"
+        "之后 backward() 会重新填入。"
     ),
     "'NoneType' object has no attribute": (
         "如果这个 None 是某个 .grad：backward() 之后只有叶子张量保留 .grad。在 backward() 之前"

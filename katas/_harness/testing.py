@@ -209,6 +209,20 @@ def expect_floats(values: Any, length: int, *, call: str) -> list[float]:
         fail(f"Called {call}.\nIt returned {show(values)}; a list of {length} floats is asked for.")
     if len(values) != length:
         fail(f"Called {call}.\nIt returned {len(values)} values, {show(list(values))}; expected {length}.")
+    if any(isinstance(v, torch.Tensor) for v in values):
+        kind = type(values).__name__
+        shared = len(values) > 1 and all(v is values[0] for v in values)
+        fail(
+            f"Called {call}.\nIt returned a {kind} of tensors, {show(values)}, but a {kind} of Python "
+            "floats is asked for.\nLikely cause: you stored each tensor itself; store a Python number "
+            "with .item() as you go."
+            + (
+                " Every entry is the same tensor object: a tensor such as .grad that later steps "
+                "change in place shows only its last value."
+                if shared
+                else ""
+            )
+        )
     return [expect_float(v, call=call) for v in values]
 
 

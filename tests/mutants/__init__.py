@@ -3,7 +3,9 @@
 Each module here holds one kata's mutants. A mutant is a function registered with
 `@mutant(KATA, EXERCISE)`; its docstring says which learner mistake it plays.
 `says` is a fragment the failure message must contain: proof that the tests not
-only reject the mistake but name it.
+only reject the mistake but name it. With `everywhere=True` every test the mutant
+fails must say it (tests/test_mutant_messages.py runs them all): for a mistake that
+several tests catch, no test may blame a different one.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class Mutant:
     module: str
     description: str
     says: str | None
+    everywhere: bool = False
 
     @property
     def qualname(self) -> str:
@@ -35,12 +38,12 @@ class Mutant:
 _REGISTRY: list[Mutant] = []
 
 
-def mutant(kata: str, exercise: str, says: str | None = None) -> Callable:
+def mutant(kata: str, exercise: str, says: str | None = None, everywhere: bool = False) -> Callable:
     def register(fn: Callable) -> Callable:
         description = " ".join((fn.__doc__ or "").split())
         if not description:
             raise ValueError(f"mutant {fn.__name__} needs a docstring naming the mistake it plays")
-        _REGISTRY.append(Mutant(kata, exercise, fn.__name__, fn.__module__, description, says))
+        _REGISTRY.append(Mutant(kata, exercise, fn.__name__, fn.__module__, description, says, everywhere))
         return fn
 
     return register

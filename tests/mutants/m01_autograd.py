@@ -157,6 +157,45 @@ def history_stores_grad_tensor(f, x, steps, zero_between):
     return [g.item() for g in history]
 
 
+@mutant(KATA, "gradient_history", says="None until the first backward()")
+def history_zeroes_before_first_backward(f, x, steps, zero_between):
+    """Calls t.grad.zero_() before every pass, including the first, when .grad is still None."""
+    t = torch.tensor(x, requires_grad=True)
+    history = []
+    for _ in range(steps):
+        if zero_between:
+            t.grad.zero_()
+        f(t).backward()
+        history.append(t.grad.item())
+    return history
+
+
+@mutant(KATA, "gradient_history", says="same tensor object")
+def history_returns_grad_tensors(f, x, steps, zero_between):
+    """Appends t.grad itself and returns the list of tensors, never converting to floats."""
+    t = torch.tensor(x, requires_grad=True)
+    history = []
+    for _ in range(steps):
+        if zero_between and t.grad is not None:
+            t.grad.zero_()
+        f(t).backward()
+        history.append(t.grad)
+    return history
+
+
+@mutant(KATA, "gradient_history", says="list of tensors")
+def history_returns_cloned_tensors(f, x, steps, zero_between):
+    """Appends a clone of t.grad at each step: right values, but tensors where floats are asked for."""
+    t = torch.tensor(x, requires_grad=True)
+    history = []
+    for _ in range(steps):
+        if zero_between:
+            t.grad = None
+        f(t).backward()
+        history.append(t.grad.clone())
+    return history
+
+
 # --- clamp_weights_ ---
 
 
@@ -167,7 +206,7 @@ def clamp_through_data(params, limit):
         p.data.clamp_(-limit, limit)
 
 
-@mutant(KATA, "clamp_weights_", says="rebinds a local name")
+@mutant(KATA, "clamp_weights_", says="rebinds a local name", everywhere=True)
 def clamp_rebinds_local(params, limit):
     """Writes p = p.clamp(...), which changes a local name and not the parameter."""
     with torch.no_grad():
@@ -180,6 +219,16 @@ def clamp_without_no_grad(params, limit):
     """Clamps in place with autograd still recording."""
     for p in params:
         p.clamp_(-limit, limit)
+
+
+@mutant(KATA, "clamp_weights_", says="generator")
+def clamp_checks_params_first(params, limit):
+    """Checks the parameters with all() before the loop, which exhausts a model.parameters() generator."""
+    if not all(isinstance(p, torch.Tensor) for p in params):
+        raise TypeError("clamp_weights_ takes tensors")
+    with torch.no_grad():
+        for p in params:
+            p.clamp_(-limit, limit)
 
 
 # --- detached_product_grad ---
