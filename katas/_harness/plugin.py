@@ -52,6 +52,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run only the tests of one exercise, KATA/FUNCTION or a unique FUNCTION",
     )
     group.addoption(
+        "--all",
+        dest="katas_all",
+        action="store_true",
+        default=None,
+        help="show every failing exercise's full message (default: the current exercise's; -v does the same)",
+    )
+    parser.addini("katas_all", type="bool", default=False, help="the default of --all")
+    group.addoption(
         "--katas-source",
         metavar="DIR",
         help="(maintainers) import kata modules from DIR/<kata>/<module>.py, e.g. a mutant",
@@ -81,11 +89,25 @@ def pytest_configure(config: pytest.Config) -> None:
     against_solutions = bool(config.getoption("solutions"))
     source = config.getoption("katas_source")
     source_root = Path(source).resolve() if source else root / ("solutions" if against_solutions else "katas")
-    session = KataSession(manifest, source_root, against_solutions)
+    session = KataSession(manifest, source_root, against_solutions, show_all=_show_all(config))
     session.finder.install()
     config.stash[SESSION] = session
     if not hasattr(config, "workerinput"):  # under xdist only the controller reports progress
         config.pluginmanager.register(session, "katas-progress")
+
+
+def _show_all(config: pytest.Config) -> bool:
+    """Every failure in full, not only the current exercise's: asked for, or a run that is not the
+    learner's own practice (solutions, one exercise, a mutant, the grader)."""
+    chosen = config.getoption("katas_all")
+    return bool(
+        (config.getini("katas_all") if chosen is None else chosen)
+        or config.getoption("verbose") > 0
+        or config.getoption("solutions")
+        or config.getoption("exercise")
+        or config.getoption("katas_source")
+        or config.pluginmanager.has_plugin("katas._harness.grading.child")
+    )
 
 
 def current_profile() -> str:
