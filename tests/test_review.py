@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from katas._harness import cli, pristine, review
+from katas._harness import cli, pristine, record, review
 from tests.project_copy import MANIFEST, ROOT, make_copy, replace_definition
 
 HEADER = "import torch\nimport torch.nn.functional as F\nfrom torch import Tensor, nn\n\n"
@@ -485,3 +485,13 @@ def test_progress_section_names_the_review_when_a_passing_function_uses_data(cop
     progress = run.stdout.split("torch-katas progress", 1)[-1]
     assert "✓ grad_at" in progress, run.stdout[-3000:]
     assert "review: 1 suggestion(s) on code that passes: python -m katas review 01_autograd" in progress
+
+
+def test_an_exercise_recorded_as_failing_is_not_reviewed(tmp_path):
+    copy = make_copy(tmp_path / "project")
+    replace_definition(copy, "grad_at", _source(FLAGGED[0][1]).removeprefix(HEADER).replace(MARK, ""))
+    kata = MANIFEST.kata("01_autograd")
+    assert [f.rule for f in review.review_kata(copy, kata)] == ["data"]  # no record: read it
+    counts = {"passed": 1, "failed": 1, "todo": 0, "skipped": 0}
+    record.update(copy, {kata: {"grad_at": counts}}, copy / "katas")
+    assert review.review_kata(copy, kata) == []
