@@ -102,7 +102,7 @@ def _show_all(config: pytest.Config) -> bool:
     chosen = config.getoption("katas_all")
     return bool(
         (config.getini("katas_all") if chosen is None else chosen)
-        or config.getoption("verbose") > 0
+        or config.getoption("verbose", 0) > 0  # absent under -p no:terminal (list, watch)
         or config.getoption("solutions")
         or config.getoption("exercise")
         or config.getoption("katas_source")
