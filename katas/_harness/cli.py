@@ -19,14 +19,18 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
+def _unknown_exercise(name: str, err: UnknownExercise) -> int:
+    if err.suggestions:
+        return _error(msg.HINT_AMBIGUOUS.format(name=name, names=", ".join(err.suggestions)))
+    return _error(msg.HINT_UNKNOWN.format(name=name))
+
+
 def _cmd_hint(args: argparse.Namespace) -> int:
     manifest = load(args.root)
     try:
         exercise = manifest.exercise(args.exercise)
     except UnknownExercise as err:
-        if err.suggestions:
-            return _error(msg.HINT_AMBIGUOUS.format(name=args.exercise, names=", ".join(err.suggestions)))
-        return _error(msg.HINT_UNKNOWN.format(name=args.exercise))
+        return _unknown_exercise(args.exercise, err)
     texts = hints.texts(exercise)
     total = len(texts)
     for number, text in hints.next_hints(args.root, exercise, show_all=args.all):
@@ -34,6 +38,27 @@ def _cmd_hint(args: argparse.Namespace) -> int:
     if not args.all and number == total:
         print(msg.HINT_LAST.format(kata=exercise.kata))
     return 0
+
+
+def _cmd_solution(args: argparse.Namespace) -> int:
+    from . import solution
+
+    manifest = load(args.root)
+    try:
+        exercise = manifest.exercise(args.exercise)
+    except UnknownExercise as err:
+        return _unknown_exercise(args.exercise, err)
+    code, lines = solution.show(manifest, exercise)
+    for line in lines:
+        print(line)
+    return code
+
+
+def _cmd_guided(args: argparse.Namespace) -> int:
+    """No command: watch the first unfinished exercise, as rustlings does, after saying how to leave."""
+    print(msg.GUIDED_INTRO, flush=True)
+    args.kata, args.timeout, args.no_clear, args.once, args.guided = None, 30.0, False, False, True
+    return _cmd_watch(args)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -93,7 +118,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
             names = ", ".join(k.name for k in manifest.katas)
             return _error(msg.WATCH_UNKNOWN_KATA.format(name=args.kata, close=close, names=names))
     clear = should_clear(sys.stdout) and not args.no_clear
-    return Watcher(manifest, kata, clear=clear, timeout=args.timeout).run(once=args.once)
+    note = msg.GUIDED_INTRO if getattr(args, "guided", False) else ""  # kept on screen when it clears
+    return Watcher(manifest, kata, clear=clear, timeout=args.timeout, note=note).run(once=args.once)
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
@@ -210,15 +236,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     prog = "katas" if Path(sys.argv[0]).stem == "katas" else "python -m katas"  # the console script
-    parser = argparse.ArgumentParser(prog=prog, description="torch-katas: learn PyTorch by practice.")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="torch-katas: learn PyTorch by practice. Without a command: the guided loop "
+        "(watch on the first unfinished exercise).",
+    )
     parser.add_argument("--version", action="version", version=f"torch-katas {version()}")
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)  # default: find_tree()
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.set_defaults(func=_cmd_guided)  # no command: the guided loop
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     hint = commands.add_parser("hint", help="show the next hint for an exercise (KATA/FUNCTION or FUNCTION)")
     hint.add_argument("exercise")
     hint.add_argument("--all", action="store_true", help="show every hint at once")
     hint.set_defaults(func=_cmd_hint)
+
+    solution_cmd = commands.add_parser(
+        "solution", help="the reference solution of an exercise beside your code, once your code passes"
+    )
+    solution_cmd.add_argument("exercise")
+    solution_cmd.set_defaults(func=_cmd_solution)
 
     list_cmd = commands.add_parser("list", help="every kata and exercise: done, failing or todo")
     list_cmd.add_argument("--rerun", action="store_true", help="run every changed kata's tests again")

@@ -113,6 +113,25 @@ HINT_UNKNOWN = (
     "no exercise named '{name}'; exercises are named KATA/FUNCTION, "
     "e.g. 01_autograd/grad_at (all are listed in katas/manifest.toml)"
 )
+SOLUTION_HINT = "Stuck? python -m katas hint {exercise}"
+SOLUTION_NOT_YET = (
+    "{exercise}: {failing} of its {total} tests still fail; its solution is shown once they all pass."
+)
+SOLUTION_NOT_RUN = "{exercise} has not passed yet (its tests were skipped); its solution is shown once it passes."
+SOLUTION_BROKEN = "{path} does not import, so {exercise} cannot pass yet; run pytest on the kata to see why."
+SOLUTION_NOT_IN_HANDOUT = (
+    "the reference solutions are not part of this handout; ask your instructor once your tests pass"
+)
+SOLUTION_PASSES = "{exercise} passes. Compare your code with the reference:"
+SOLUTION_YOURS = "--- yours: {path}"
+SOLUTION_REFERENCE = "--- reference: {path}"
+SOLUTION_MISSING = "(not found in the file)"
+GUIDED_INTRO = (
+    "torch-katas: the guided loop. It runs the first unfinished exercise's tests now and again on "
+    "every save; edit the file it names. Ctrl-C leaves it.\n"
+    "Other commands: python -m katas list | hint EXERCISE | solution EXERCISE | reset KATA_OR_EXERCISE "
+    "| grade  (python -m katas --help for all)"
+)
 WATCH_UNKNOWN_KATA = "no kata named '{name}'{close} (katas: {names})"
 DID_YOU_MEAN_SUFFIX = "; did you mean: {names}?"
 NEEDS_CHECKOUT = (

@@ -126,8 +126,17 @@ def _warm_up(root: Path) -> None:
 
 
 class Watcher:
-    def __init__(self, manifest: Manifest, kata: Kata | None, *, out=sys.stdout, clear: bool, timeout: float):
-        self.manifest, self.fixed = manifest, kata
+    def __init__(
+        self,
+        manifest: Manifest,
+        kata: Kata | None,
+        *,
+        out=sys.stdout,
+        clear: bool,
+        timeout: float,
+        note: str = "",
+    ):
+        self.manifest, self.fixed, self.note = manifest, kata, note
         self.out, self.clear, self.timeout = out, clear, timeout
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         self.context = mp.get_context(method)
@@ -268,6 +277,8 @@ class Watcher:
             lines += self._current_block(kata, result, tallies)
         if not self.once:
             lines += ["", msg.WATCH_FOOTER.format(folder=f"katas/{kata.name}/")]
+            if self.note and self.clear:  # the guided loop's note, printed once, was cleared away
+                lines += self.note.splitlines()[1:]
         self._show(lines)
 
     def _current_block(self, kata: Kata, result: PassResult, tallies: dict[str, Tally]) -> list[str]:
