@@ -57,6 +57,13 @@ def test_the_readme_has_no_instructor_notes(exported):
     assert PRIVATE_START not in text and "solutions/" not in text
 
 
+def test_the_handout_readmes_speak_only_of_what_the_handout_has(exported):
+    english = (exported / "README.md").read_text(encoding="utf-8")
+    chinese = (exported / "README.zh-CN.md").read_text(encoding="utf-8")
+    assert "own tests" not in english and "项目自带的测试" not in chinese and "solutions/" not in chinese
+    assert "pytest katas/00_tensors" in english and "pytest katas/00_tensors" in chinese
+
+
 def test_strip_private_removes_only_the_marked_sections():
     text = f"keep 1\n{PRIVATE_START}\nsecret\n{PRIVATE_END}\nkeep 2\n{PRIVATE_START}\nmore\n{PRIVATE_END}\n"
     assert strip_private(text) == "keep 1\nkeep 2\n"
