@@ -88,6 +88,24 @@ def plain_attributes(module: nn.Module, types: tuple[type, ...]) -> list[str]:
     ]
 
 
+def builds_layers_in_forward(module: nn.Module, in_features: int) -> bool:
+    """True when two calls on the same input differ: forward creates a layer with new random weights."""
+    x = torch.randn(3, in_features, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            first, second = module(x), module(x)
+        return isinstance(first, torch.Tensor) and not torch.equal(first, second)
+    except Exception:  # noqa: BLE001 - a forward that fails says nothing about where layers are made
+        return False
+
+
+LAYER_IN_FORWARD = (
+    "a layer created in forward() is never registered: it gets new random weights on every call "
+    "(two calls on the same x gave different outputs), and parameters(), state_dict() and every "
+    "optimizer miss it. Create each layer once in __init__ and only use it in forward."
+)
+
+
 # --- SimpleNet ---------------------------------------------------------------------------
 
 SIMPLENET_PARAMS = [("fc1.weight", (4, 2)), ("fc1.bias", (4,)), ("fc2.weight", (1, 4)), ("fc2.bias", (1,))]
@@ -105,6 +123,8 @@ def build_simplenet() -> nn.Module:
             else "the layers are not the article's: self.fc1 = nn.Linear(2, 4), self.relu = nn.ReLU(), "
             "self.fc2 = nn.Linear(4, 1)."
         )
+        if builds_layers_in_forward(net, 2):
+            cause = ("no parameter is registered: " if not got else "") + LAYER_IN_FORWARD
         fail(
             f"Called SimpleNet().named_parameters().\nIt listed {got},\n"
             f"but the tests expected {SIMPLENET_PARAMS}.\nLikely cause: {cause}"
@@ -190,6 +210,11 @@ def test_to_sequential_is_linear_relu_linear():
             cause = (
                 "\nLikely cause: the layers are in the wrong order; the twin must compute what "
                 "SimpleNet.forward computes: fc1, then ReLU, then fc2."
+            )
+        elif layers == [*expected, "ReLU()"]:
+            cause = (
+                "\nLikely cause: a ReLU after the last layer. SimpleNet's output comes straight from fc2; "
+                "a final ReLU turns every negative output into 0. End the Sequential with the Linear."
             )
         fail(f"Called {call}.\nIts layers are {layers},\nbut the tests expected {expected}.{cause}")
     keys = list(twin.state_dict())
@@ -451,7 +476,9 @@ def test_count_parameters_skips_buffers_and_counts_tied_weights_once():
 # --- freeze_ -----------------------------------------------------------------------------
 
 
-def why_not_frozen(module: nn.Module) -> str:
+def why_not_frozen(module: nn.Module, grads_cleared: bool = False) -> str:
+    """The likely cause, from what freeze_ left behind."""
+    flags = [p.requires_grad for p in module.parameters()]
     if vars(module).get("requires_grad") is False:
         return (
             "module.requires_grad = False only sets a Python attribute on the module object; "
@@ -462,15 +489,48 @@ def why_not_frozen(module: nn.Module) -> str:
             "eval() does not freeze anything: it only switches dropout and batch norm to their "
             "inference behaviour. Call requires_grad_(False) on the parameters."
         )
+    if any(flags) and not all(flags):
+        return (
+            "only some parameters were frozen. module.children() skips a module's own weight and "
+            "bias (and a child's children unless you recurse); module.requires_grad_(False) reaches "
+            "every parameter."
+        )
+    if grads_cleared:
+        return (
+            "setting p.grad = None only clears the last gradient; the next backward() fills it "
+            "again. Freezing means requires_grad=False on every parameter: module.requires_grad_(False)."
+        )
+    leaf = (
+        f" A {type(module).__name__} has no child modules, so a loop over module.children() reaches "
+        "none of its own weight and bias."
+        if not list(module.children())
+        else ""
+    )
     return (
-        "freezing means requires_grad=False on every parameter: module.requires_grad_(False). "
-        "Setting p.grad = None only clears the last gradient (the next backward() fills it again), "
-        "and module.children() skips a layer's own weight and bias."
+        "no parameter of the module you were given was frozen. Freezing means requires_grad=False "
+        "on every parameter of that very module, in place: module.requires_grad_(False)." + leaf
+    )
+
+
+def froze_a_copy(module: nn.Module, result: object) -> bool:
+    return (
+        isinstance(result, nn.Module)
+        and result is not module
+        and not any(p.requires_grad for p in result.parameters())
+        and all(p.requires_grad for p in module.parameters())
     )
 
 
 def apply_freeze(module: nn.Module, call: str) -> None:
     result = nm.freeze_(module)
+    if froze_a_copy(module, result):
+        fail(
+            f"Called {call}.\nIt returned a frozen {type(result).__name__}, a different object; every "
+            "parameter of the module it was given still requires grad.\n"
+            "Likely cause: you froze a copy (copy.deepcopy or a new module); the caller's model, "
+            "the one its optimizer holds, trains on. Freeze the given module in place with "
+            "module.requires_grad_(False), and return None."
+        )
     if result is not None:
         fail(
             f"Called {call}.\nIt returned {type(result).__name__}; a trailing _ means in place: return None."
@@ -480,12 +540,19 @@ def apply_freeze(module: nn.Module, call: str) -> None:
 @exercise("freeze_")
 def test_freeze_stops_gradients_but_keeps_the_parameters():
     net = article_net(0)
+    net(torch.randn(4, 2)).sum().backward()  # gradients from earlier training are still there
     call = "freeze_(net.fc1) on a SimpleNet"
     apply_freeze(net.fc1, call)
+    cleared = all(p.grad is None for p in net.fc1.parameters())
+    net.zero_grad(set_to_none=True)
     flags = {name: p.requires_grad for name, p in net.named_parameters()}
     expected = {"fc1.weight": False, "fc1.bias": False, "fc2.weight": True, "fc2.bias": True}
     if flags != expected:
-        cause = why_not_frozen(net.fc1) if flags.get("fc1.weight") else "only the given module is frozen"
+        cause = (
+            why_not_frozen(net.fc1, grads_cleared=cleared)
+            if flags.get("fc1.weight")
+            else "only the given module is frozen"
+        )
         fail(
             f"Called {call}.\nrequires_grad is now {flags},\nbut the tests expected {expected}.\n"
             f"Likely cause: {cause}"
@@ -506,6 +573,7 @@ def test_freeze_keeps_weights_fixed_through_optimizer_steps(seed):
     net(x).sum().backward()  # gradients from earlier training are still there
     call = "freeze_(net.fc1), then two SGD steps with weight decay over net.parameters()"
     apply_freeze(net.fc1, call)
+    cleared = all(p.grad is None for p in net.fc1.parameters())
     before = copy.deepcopy(net.state_dict())
     params = list(net.parameters())  # what torch.optim.SGD(net.parameters(), ...) would hold
     for _ in range(2):
@@ -516,7 +584,8 @@ def test_freeze_keeps_weights_fixed_through_optimizer_steps(seed):
     moved = [k for k in ("fc1.weight", "fc1.bias") if not torch.equal(net.state_dict()[k], before[k])]
     if moved:
         fail(
-            f"Called {call}.\nThe frozen parameters {moved} changed.\nLikely cause: {why_not_frozen(net.fc1)}"
+            f"Called {call}.\nThe frozen parameters {moved} changed.\n"
+            f"Likely cause: {why_not_frozen(net.fc1, cleared)}"
         )
     if torch.equal(net.fc2.weight, before["fc2.weight"]):
         fail(f"Called {call}.\nfc2 did not train either: freeze only the module you are given.")
@@ -706,7 +775,17 @@ def build_mlp(sizes: list[int]) -> nn.Module:
         cause = (
             "keep the layers in self.layers = nn.ModuleList(...), one nn.Linear(a, b) per consecutive pair."
         )
-        if plain_attributes(model, (list, tuple, dict)):
+        if builds_layers_in_forward(model, sizes[0]):
+            cause = LAYER_IN_FORWARD
+        if any(
+            isinstance(item, nn.Module)
+            for name in plain_attributes(model, (list, tuple, dict))
+            for item in (
+                getattr(model, name).values()
+                if isinstance(getattr(model, name), dict)
+                else getattr(model, name)
+            )
+        ):
             cause = (
                 "the layers are in a plain Python list: nn.Module does not look inside it, so "
                 "parameters(), state_dict(), .to() and every optimizer miss them. Wrap the list: "
@@ -773,13 +852,20 @@ def test_mlp_optimizer_trains_every_layer():
     model = build_mlp(sizes)
     params = list(model.parameters())  # what an optimizer built from model.parameters() holds
     before = copy.deepcopy(model.state_dict())
-    nn.functional.mse_loss(model(torch.randn(16, 3)), torch.randn(16, 2)).backward()
+    out = model(torch.randn(16, 3))
+    nn.functional.mse_loss(out, torch.randn(16, 2)).backward()
     sgd_step(params)
     still = [k for k, v in model.state_dict().items() if k.endswith("weight") and torch.equal(v, before[k])]
     if still:
+        cause = "forward skips those layers."
+        if type(out.grad_fn).__name__ == "ReluBackward0" and bool((out == 0).all()):
+            cause = (
+                "a ReLU after the last layer: every output is 0, so no gradient flows back through it. "
+                "Apply the ReLU between layers only."
+            )
         fail(
             f"Called one SGD step over MLP({sizes}).parameters().\n"
-            f"These weights did not change: {still}.\nLikely cause: forward skips those layers."
+            f"These weights did not change: {still}.\nLikely cause: {cause}"
         )
 
 

@@ -1,5 +1,6 @@
 """Mistakes learners make in kata 03_modules."""
 
+import copy
 import math
 from itertools import pairwise
 
@@ -55,7 +56,7 @@ class SimpleNetReluLast(nn.Module):
         return self.relu(self.fc2(self.fc1(x)))
 
 
-@mutant(KATA, "SimpleNet", says="no parameter is registered")
+@mutant(KATA, "SimpleNet", says="no parameter is registered", everywhere=True)
 class SimpleNetLayersInForward(nn.Module):
     """Creates the layers inside forward: new random weights on every call, none registered."""
 
@@ -64,6 +65,20 @@ class SimpleNetLayersInForward(nn.Module):
 
     def forward(self, x):
         return nn.Linear(4, 1)(torch.relu(nn.Linear(2, 4)(x)))
+
+
+@mutant(KATA, "SimpleNet", says="created in forward()", everywhere=True)
+class SimpleNetOutputLayerInForward(nn.Module):
+    """Registers fc1 in __init__ but builds the output layer inside forward: new weights every call."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(2, 4)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        fc2 = nn.Linear(4, 1)
+        return fc2(self.relu(self.fc1(x)))
 
 
 # --- to_sequential ---
@@ -75,6 +90,15 @@ def to_sequential_relu_last(net):
     twin = nn.Sequential(nn.Linear(2, 4), nn.Linear(4, 1), nn.ReLU())
     twin[0].load_state_dict(net.fc1.state_dict())
     twin[1].load_state_dict(net.fc2.state_dict())
+    return twin
+
+
+@mutant(KATA, "to_sequential", says="ReLU after the last layer")
+def to_sequential_extra_relu(net):
+    """Copies the layers in the right order but ends the Sequential with one more ReLU."""
+    twin = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1), nn.ReLU())
+    twin[0].load_state_dict(net.fc1.state_dict())
+    twin[2].load_state_dict(net.fc2.state_dict())
     return twin
 
 
@@ -233,6 +257,15 @@ def freeze_children_only(module):
         child.requires_grad_(False)
 
 
+@mutant(KATA, "freeze_", says="a copy", everywhere=True)
+def freeze_a_copy(module):
+    """Deep-copies the module to avoid side effects and freezes the copy; the caller's module trains on."""
+    frozen = copy.deepcopy(module)
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    return frozen
+
+
 # --- RunningMean ---
 
 
@@ -364,7 +397,7 @@ class _MLPLayers(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(sizes))
 
 
-@mutant(KATA, "MLP", says="ReLU after the last layer")
+@mutant(KATA, "MLP", says="ReLU after the last layer", everywhere=True)
 class MLPReluEverywhere(_MLPLayers):
     """Applies a ReLU after every layer, the last included: the output cannot go negative."""
 
@@ -382,6 +415,21 @@ class MLPWithoutRelu(_MLPLayers):
         for layer in self.layers:
             x = layer(x)
         return x
+
+
+@mutant(KATA, "MLP", says="created in forward()", everywhere=True)
+class MLPOutputLayerInForward(nn.Module):
+    """Registers the hidden layers but creates the output layer inside forward."""
+
+    def __init__(self, sizes):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(self.sizes[:-1]))
+
+    def forward(self, x):
+        for layer in self.hidden:
+            x = torch.relu(layer(x))
+        return nn.Linear(self.sizes[-2], self.sizes[-1])(x)
 
 
 # --- predict ---
