@@ -117,7 +117,9 @@ SOLUTION_HINT = "Stuck? python -m katas hint {exercise}"
 SOLUTION_NOT_YET = (
     "{exercise}: {failing} of its {total} tests still fail; its solution is shown once they all pass."
 )
-SOLUTION_NOT_RUN = "{exercise} has not passed yet (its tests were skipped); its solution is shown once it passes."
+SOLUTION_NOT_RUN = (
+    "{exercise} has not passed yet (its tests were skipped); its solution is shown once it passes."
+)
 SOLUTION_BROKEN = "{path} does not import, so {exercise} cannot pass yet; run pytest on the kata to see why."
 SOLUTION_NOT_IN_HANDOUT = (
     "the reference solutions are not part of this handout; ask your instructor once your tests pass"
