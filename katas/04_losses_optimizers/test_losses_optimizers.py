@@ -423,18 +423,30 @@ SGD_ZERO_INIT = (
     "without dampening; only later steps do buf = momentum * buf + (1 - dampening) * g"
 )
 SGD_NO_DAMPENING = "dampening is missing: later steps add (1 - dampening) * g to momentum * buf"
+LR_CACHED = (
+    "the learning rate of the first call was used on every step: a scheduler changes lr between "
+    "steps (optimizer.param_groups[0]['lr']), so use the lr argument of each call and never keep it in "
+    "`state`"
+)
 SGD_ALIASED = (
     "the momentum buffer is p.grad itself, so the next backward() overwrites it: store a copy on "
     "the first step, state[p] = g.clone()"
 )
 
 
+def step_lr(lr, k):
+    """The learning rate of step k: one number for every step, or one per step as a scheduler sets it."""
+    return lr[k] if isinstance(lr, list) else lr
+
+
 def sgd_reference(initial, grads, **hyper):
     """The parameters after each step of the real torch.optim.SGD, flattened."""
     params = [p.clone().requires_grad_() for p in initial]
-    optimizer = torch.optim.SGD(params, **hyper)
+    lr = hyper.pop("lr")
+    optimizer = torch.optim.SGD(params, lr=step_lr(lr, 0), **hyper)
     trajectory = []
-    for step_grads in grads:
+    for k, step_grads in enumerate(grads):
+        optimizer.param_groups[0]["lr"] = step_lr(lr, k)  # what a scheduler does between steps
         for p, g in zip(params, step_grads, strict=True):
             p.grad = g.clone()
         optimizer.step()
@@ -447,7 +459,8 @@ def sgd_by_hand(initial, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.
     params = [p.clone() for p in initial]
     buffers = [None] * len(params)
     trajectory = []
-    for step_grads in grads:
+    for k, step_grads in enumerate(grads):
+        lr_k = step_lr(lr, 0 if mistake == "cached_lr" else k)
         for i, (p, grad) in enumerate(zip(params, step_grads, strict=True)):
             g = grad if mistake in ("no_decay", "decay_after") else grad + weight_decay * p
             if momentum:
@@ -461,7 +474,7 @@ def sgd_by_hand(initial, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.
                 g = buffers[i]
             if mistake == "decay_after":
                 g = g + weight_decay * p
-            p.add_(g, alpha=lr if mistake == "ascent" else -lr)
+            p.add_(g, alpha=lr_k if mistake == "ascent" else -lr_k)
         trajectory.append(flat(params))
     return trajectory
 
@@ -474,6 +487,7 @@ SGD_MISTAKES = [
     ("zero_init", SGD_ZERO_INIT),
     ("no_dampening", SGD_NO_DAMPENING),
     ("aliased", SGD_ALIASED),
+    ("cached_lr", LR_CACHED),
 ]
 
 
@@ -494,15 +508,20 @@ def expect_steps(name, step, params, initial, grads, hyper, reference, by_hand):
     mistake, so that a wrong trajectory is named at the first step where it goes wrong.
     """
     how, library, mistakes = HOW[name], LIBRARY[name], MISTAKES[name]
-    shown = ", ".join(f"{k}={v!r}" for k, v in hyper.items())
+    lrs = hyper["lr"]
     expected = reference(initial, grads, **hyper)
     wrong = [(cause, by_hand(initial, grads, mistake=key, **hyper)) for key, cause in mistakes]
     wrong.append((NOT_UPDATED, [flat(initial)] * len(grads)))
     state = {}
     for k, step_grads in enumerate(grads):
+        step_hyper = {**hyper, "lr": step_lr(lrs, k)}
+        shown = ", ".join(f"{key}={v!r}" for key, v in step_hyper.items())
+        changing = (
+            f" (lr changes at every step, as a scheduler sets it: {lrs})" if isinstance(lrs, list) else ""
+        )
         call = (
-            f"{name}(params, state, {shown}) with the same state dict at every step; the parameters "
-            f"(flattened) after step {k + 1} of {len(grads)}"
+            f"{name}(params, state, {shown}) with the same state dict at every step{changing}; the "
+            f"parameters (flattened) after step {k + 1} of {len(grads)}"
         )
         for p, g in zip(params, step_grads, strict=True):
             if p.grad is None:
@@ -511,10 +530,16 @@ def expect_steps(name, step, params, initial, grads, hyper, reference, by_hand):
                 p.grad.copy_(g)  # like backward() after zero_grad(set_to_none=False): the same tensor
         storage = [p.data_ptr() for p in params]
         with forbidden(call, how, *library):
-            step(params, state, **hyper)
+            step(params, state, **step_hyper)
         # 1e-5: a few float32 roundings per step, in another order than PyTorch's fused kernels.
         expect_tensor_close(
-            flat(params), expected[k], call=call, rtol=1e-5, atol=1e-5, mistakes=[(c, w[k]) for c, w in wrong]
+            flat(params),
+            expected[k],
+            call=call,
+            rtol=1e-5,
+            atol=1e-5,
+            mistakes=[(c, w[k]) for c, w in wrong],
+            observed="The parameters are",
         )
         for p, g in zip(params, step_grads, strict=True):
             if not torch.equal(p.grad, g):
@@ -578,6 +603,15 @@ def test_sgd_step_matches_torch_optim_sgd_over_several_steps(shapes, hyper, step
     initial = [torch.randn(shape, generator=gen) for shape in shapes]
     params = [nn.Parameter(p.clone()) for p in initial]
     sgd_steps(params, initial, random_grads(shapes, steps, gen), hyper)
+
+
+@exercise("sgd_step")
+def test_sgd_step_uses_the_lr_of_each_call_as_a_scheduler_changes_it():
+    gen = torch.Generator().manual_seed(2)
+    initial = [torch.randn(3, generator=gen)]
+    params = [nn.Parameter(initial[0].clone())]
+    lrs = [0.1, 0.05, 0.025]  # StepLR(step_size=1, gamma=0.5)
+    sgd_steps(params, initial, random_grads([(3,)], 3, gen), {"lr": lrs, "momentum": 0.9})
 
 
 @exercise("sgd_step")
@@ -645,9 +679,11 @@ ADAM_NOT_CARRIED = "the moments were not carried between steps: keep exp_avg and
 
 def adam_reference(initial, grads, **hyper):
     params = [p.clone().requires_grad_() for p in initial]
-    optimizer = torch.optim.Adam(params, **hyper)
+    lr = hyper.pop("lr")
+    optimizer = torch.optim.Adam(params, lr=step_lr(lr, 0), **hyper)
     trajectory = []
-    for step_grads in grads:
+    for k, step_grads in enumerate(grads):
+        optimizer.param_groups[0]["lr"] = step_lr(lr, k)
         for p, g in zip(params, step_grads, strict=True):
             p.grad = g.clone()
         optimizer.step()
@@ -663,6 +699,7 @@ def adam_by_hand(initial, grads, lr, betas, eps, weight_decay, mistake=None):
     trajectory = []
     shared_t = 0
     for t, step_grads in enumerate(grads, start=1):
+        lr_t = step_lr(lr, 0 if mistake == "cached_lr" else t - 1)
         for i, (p, grad) in enumerate(zip(params, step_grads, strict=True)):
             shared_t += 1
             g = grad if mistake in ("no_decay", "decoupled") else grad + weight_decay * p
@@ -677,8 +714,8 @@ def adam_by_hand(initial, grads, lr, betas, eps, weight_decay, mistake=None):
             v_hat = v[i] if mistake == "no_correction" else v[i] / (1 - beta2**tc)
             denom = (v_hat + eps).sqrt() if mistake == "eps_inside" else v_hat.sqrt() + eps
             if mistake == "decoupled":
-                p.mul_(1 - lr * weight_decay)
-            p.sub_(lr * m_hat / denom)
+                p.mul_(1 - lr_t * weight_decay)
+            p.sub_(lr_t * m_hat / denom)
         trajectory.append(flat(params))
     return trajectory
 
@@ -691,6 +728,7 @@ ADAM_MISTAKES = [
     ("step_reset", ADAM_STEP_RESET),
     ("shared_step", ADAM_SHARED_STEP),
     ("not_carried", ADAM_NOT_CARRIED),
+    ("cached_lr", LR_CACHED),
 ]
 HOW = {"sgd_step": SGD_HOW, "adam_step": ADAM_HOW}
 LIBRARY = {"sgd_step": SGD_LIBRARY, "adam_step": ADAM_LIBRARY}
@@ -710,6 +748,15 @@ def test_adam_first_step_moves_each_parameter_by_about_lr():
     initial = [torch.randn(2, 3, generator=gen)]
     grads = [[torch.tensor([[3.0, -0.2, 0.05], [-40.0, 1.0, 0.5]])]]
     adam_steps([nn.Parameter(initial[0].clone())], initial, grads, {**ADAM_DEFAULTS, "lr": 0.01})
+
+
+@exercise("adam_step")
+def test_adam_step_uses_the_lr_of_each_call_as_a_scheduler_changes_it():
+    gen = torch.Generator().manual_seed(3)
+    initial = [torch.randn(3, generator=gen)]
+    lrs = [0.01, 0.005, 0.0025]
+    grads = random_grads([(3,)], 3, gen)
+    adam_steps([nn.Parameter(initial[0].clone())], initial, grads, {**ADAM_DEFAULTS, "lr": lrs})
 
 
 @exercise("adam_step")

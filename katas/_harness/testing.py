@@ -101,13 +101,15 @@ def expect_tensor_close(
     check_dtype: bool = True,
     mistakes: Mistakes = (),
     note: str = "",
+    observed: str = "It returned",
 ) -> None:
     """Fail unless the tensor `actual` equals `expected` under torch.testing.assert_close.
 
     Shape, dtype (unless check_dtype=False) and device must match; values within
     rtol/atol (assert_close's dtype defaults when both are None: 1.3e-6/1e-5 for
     float32). `mistakes` works as in expect_close: the first wrong value that
-    `actual` matches names the likely cause.
+    `actual` matches names the likely cause. `observed` says what `actual` is when
+    it is not the return value (say, "Afterwards the parameters are").
     """
     if actual is None:
         fail(f"Called {call}.\nIt returned None. Did you forget the `return` statement?")
@@ -120,7 +122,7 @@ def expect_tensor_close(
         return
     except AssertionError as err:
         detail = str(err).strip()
-    lines = [f"Called {call}.", f"It returned {show(actual)}, but the tests expected {show(expected)}."]
+    lines = [f"Called {call}.", f"{observed} {show(actual)}, but the tests expected {show(expected)}."]
     lines.append(detail)
     for cause, wrong in mistakes:
         if _matches(actual, wrong, rtol, atol):

@@ -512,3 +512,30 @@ def train_reads_the_rate_late(model, loss_fn, batches, epochs, optimizer, schedu
         scheduler.step()
         lrs.append(optimizer.param_groups[0]["lr"])
     return lrs
+
+
+# --- a learning rate that a scheduler changes between steps ---
+
+
+@mutant(KATA, "sgd_step", says="learning rate of the first call")
+def sgd_caches_lr(params, state, lr, momentum=0.0, dampening=0.0, weight_decay=0.0):
+    """Stores the hyperparameters in state on the first call and reuses them, missing a scheduler's new lr."""
+    lr = state.setdefault("lr", lr)
+    with torch.no_grad():
+        for p in params:
+            if p.grad is None:
+                continue
+            g = p.grad + weight_decay * p
+            if momentum:
+                if p not in state:
+                    state[p] = g.clone()
+                else:
+                    state[p].mul_(momentum).add_(g, alpha=1 - dampening)
+                g = state[p]
+            p.sub_(lr * g)
+
+
+@mutant(KATA, "adam_step", says="learning rate of the first call")
+def adam_caches_lr(params, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    """Keeps the first call's lr in state, so a scheduler's later lr is ignored."""
+    _adam(params, state, state.setdefault("lr", lr), betas, eps, weight_decay)
