@@ -801,8 +801,11 @@ def test_clipped_step_for_random_batches_and_limits(seed, n, max_norm, scale):
 # --- train_with_early_stopping ---------------------------------------------------------------------
 
 
-def stopping_run(losses, max_epochs, patience, *, late=0, reset=True, ties=False, against_previous=False):
+def stopping_run(
+    losses, max_epochs, patience, *, late=0, reset=True, ties=False, against_previous=False, use_patience=None
+):
     """(epochs run, best epoch, best loss) of early stopping, or of a known wrong variant of it."""
+    patience = patience if use_patience is None else use_patience
     best_epoch, best, waited, previous = -1, math.inf, 0, math.inf
     for epoch in range(max_epochs):
         loss = losses[epoch]
@@ -831,6 +834,10 @@ STOPPING_MISTAKES = {
     "you compared each loss with the previous epoch's; compare with the best loss so far": {
         "against_previous": True
     },
+    "patience was ignored: the run stopped at the first epoch without improvement. Count the epochs "
+    "without improvement and stop only when that count reaches `patience`": {"use_patience": 1},
+    "the run never stopped early: nothing ended the loop when `patience` epochs in a row brought no "
+    "improvement. Count them, and break once the count reaches patience": {"use_patience": math.inf},
 }
 
 

@@ -44,6 +44,15 @@ def global_rng_seeded(seed):
 
 # --- TensorPairDataset ------------------------------------------------------------
 
+SWAPPED_PAIR = (
+    "the pair is in the wrong order; return (self.data[index], self.labels[index]), the input first, "
+    "as `for x, y in loader` expects"
+)
+
+
+def same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and bool(torch.equal(a, b))
+
 
 @exercise("TensorPairDataset")
 @given(n=st.integers(1, 12), feature_shape=st.sampled_from([(), (3,), (2, 2)]), seed=seeds)
@@ -73,6 +82,15 @@ def test_tensor_pair_dataset_has_one_pair_per_sample(n, feature_shape, seed):
                 f"Called {call}[{i}].\nIt returned {show(item)}, but the tests expected the pair "
                 f"(data[{i}], labels[{i}]).\nLikely cause: {cause}."
             )
+        if (
+            all(isinstance(v, torch.Tensor) for v in item)
+            and same_tensor(item[0], labels[i])
+            and (same_tensor(item[1], data[i]))
+        ):
+            fail(
+                f"Called {call}[{i}].\nIt returned ({show(item[0])}, {show(item[1])}): the label first, "
+                f"then the input.\nLikely cause: {SWAPPED_PAIR}."
+            )
         expect_tensor_close(item[0], data[i], call=f"{call}[{i}][0], the input")
         expect_tensor_close(
             item[1],
@@ -101,6 +119,7 @@ def test_tensor_pair_dataset_feeds_a_dataloader():
         seen,
         data,
         call=f"{call}, all x concatenated",
+        mistakes=[(SWAPPED_PAIR, labels)],
         note="The loader asks the dataset for indices 0 .. len(ds) - 1: __len__ decides what it reads.",
     )
     expect_tensor_close(torch.cat([y for _, y in batches]), labels, call=f"{call}, all y concatenated")

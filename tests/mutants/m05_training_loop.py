@@ -453,3 +453,26 @@ def seeded_without_shuffle(seed, make_model, dataset, epochs, batch_size, lr):
     model = make_model()
     loader = DataLoader(dataset, batch_size=batch_size)
     return _train(model, loader, epochs, lr)
+
+
+@mutant(KATA, "train_with_early_stopping", says="patience was ignored")
+def early_stopping_ignores_patience(run_epoch, max_epochs, patience):
+    """Stops at the first epoch that does not improve, whatever patience says."""
+    best_epoch, best = -1, math.inf
+    for epoch in range(max_epochs):
+        loss = run_epoch(epoch)
+        if loss >= best:
+            break
+        best_epoch, best = epoch, loss
+    return best_epoch, best
+
+
+@mutant(KATA, "train_with_early_stopping", says="never stopped early")
+def early_stopping_never_stops(run_epoch, max_epochs, patience):
+    """Tracks the best epoch but never breaks: patience is read and never used."""
+    best_epoch, best = -1, math.inf
+    for epoch in range(max_epochs):
+        loss = run_epoch(epoch)
+        if loss < best:
+            best_epoch, best = epoch, loss
+    return best_epoch, best

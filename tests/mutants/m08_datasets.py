@@ -54,6 +54,22 @@ class PairDatasetDataOnly(Dataset):
         return self.data[index]
 
 
+@mutant(KATA, "TensorPairDataset", says="the pair is in the wrong order", everywhere=True)
+class PairDatasetLabelFirst(Dataset):
+    """__getitem__ returns (label, input), the pair in the wrong order."""
+
+    def __init__(self, data, labels):
+        if len(data) != len(labels):
+            raise ValueError("length mismatch")
+        self.data, self.labels = data, labels
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        return self.labels[index], self.data[index]
+
+
 @mutant(KATA, "TensorPairDataset", says="raise ValueError")
 class PairDatasetNoCheck(Dataset):
     """The article's class as written: no check that data and labels have the same length."""
