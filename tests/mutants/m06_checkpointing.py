@@ -182,6 +182,13 @@ def save_checkpoint_without_optimizer(path, model, optimizer, epoch, generator=N
     _save_atomically({"model": model.state_dict(), "epoch": epoch, "rng": _rng(generator)}, path)
 
 
+@mutant(KATA, "save_checkpoint", says="the checkpoint lacks 'rng'")
+def save_checkpoint_without_rng(path, model, optimizer, epoch, generator=None):
+    """Saves model, optimizer and epoch, but no RNG state at all: the resumed run draws other numbers."""
+    checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}
+    _save_atomically(checkpoint, path)
+
+
 @mutant(KATA, "save_checkpoint", says="Python's random")
 def save_checkpoint_without_python_rng(path, model, optimizer, epoch, generator=None):
     """Saves torch's RNG state and the generator's, but forgets Python's random module."""
