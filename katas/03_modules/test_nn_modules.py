@@ -970,12 +970,18 @@ def test_predict_restores_each_submodules_own_mode():
     model[1].eval()  # a frozen batch norm inside a model being fine-tuned
     before = modes(model)
     nm.predict(model, torch.randn(3, 3))
-    if modes(model) != before:
+    after = modes(model)
+    if after != before:
+        cause = (
+            "eval() was never undone: every module is still in eval mode. Record the modes before "
+            "and restore them afterwards."
+            if not any(after.values())
+            else "model.train(was_training) sets one mode for the whole model. Record "
+            "{m: m.training for m in model.modules()} and restore each submodule's own mode."
+        )
         fail(
             "Called predict(model, x) on a training model whose batch norm (model[1]) was kept in eval.\n"
-            f"Before: {before}\nAfter:  {modes(model)}\n"
-            "Likely cause: model.train(was_training) sets one mode for the whole model. Record "
-            "{m: m.training for m in model.modules()} and restore each submodule's own mode."
+            f"Before: {before}\nAfter:  {after}\nLikely cause: {cause}"
         )
 
 
@@ -1021,10 +1027,17 @@ def test_predict_restores_the_mode_when_forward_raises():
             "Called predict(model, x) on a model whose forward raises.\nThe error vanished; let it propagate."
         )
     if not all(modes(model).values()):
+        working = dropout_model()
+        nm.predict(working, torch.randn(2, 4))
+        cause = (
+            "restore the modes in a `finally:` block, so they come back on errors too."
+            if all(modes(working).values())
+            else "eval() was never undone, not even when forward succeeds: record the modes before "
+            "and restore them afterwards, in a `finally:` block."
+        )
         fail(
             "Called predict(model, x) on a training-mode model whose forward raises.\n"
-            f"Afterwards the modes are {modes(model)}.\n"
-            "Likely cause: restore the modes in a `finally:` block, so they come back on errors too."
+            f"Afterwards the modes are {modes(model)}.\nLikely cause: {cause}"
         )
 
 

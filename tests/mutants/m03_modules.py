@@ -442,7 +442,7 @@ def predict_without_eval(model, x):
         return model(x)
 
 
-@mutant(KATA, "predict", says="never undone")
+@mutant(KATA, "predict", says="never undone", everywhere=True)
 def predict_leaves_eval_on(model, x):
     """Switches to eval mode and never switches back."""
     model.eval()
