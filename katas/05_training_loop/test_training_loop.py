@@ -712,10 +712,22 @@ def test_accumulated_step_runs_one_backward_per_micro_batch():
     call = "accumulated_step(SimpleNet, nn.MSELoss(), SGD, a batch of 8, micro_batches=4)"
     tl.accumulated_step(model, mse, optimizer, *regression_data(10, 8), 4)
     if probe.log != ["backward"] * 4 + ["step"]:
+        backwards, steps = probe.log.count("backward"), probe.log.count("step")
+        if steps > 1:
+            cause = (
+                "you called step() once per micro-batch. Accumulate the gradients of all micro-batches "
+                "first (each: forward, loss / micro_batches, backward), then call step() once."
+            )
+        elif backwards == 1:
+            cause = (
+                "you ran the whole batch at once: one backward(). Split it into micro_batches chunks "
+                "(x.chunk(micro_batches)) and run forward and backward on each."
+            )
+        else:
+            cause = "accumulate first (each micro-batch: forward, scaled loss, backward), step last."
         fail(
             f"Called {call}.\nThe backward passes and steps came in the order {probe.log}; expected "
-            "4 backward() calls, one per micro-batch, then one step().\n"
-            "Likely cause: accumulate first (each micro-batch: forward, scaled loss, backward), step last."
+            f"4 backward() calls, one per micro-batch, then one step().\nLikely cause: {cause}"
         )
 
 

@@ -789,8 +789,11 @@ def test_train_one_epoch_switches_the_model_to_training_mode():
     call = (
         "train_one_epoch(model, optimizer, loader) on a model with nn.Dropout(0.3), handed over in eval mode"
     )
+    modes = []  # the model's mode at each forward pass
+    hook = model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
     torch.manual_seed(5)
     on_any_machine(cap.train_one_epoch, model, optimizer, loader, call=call)
+    hook.remove()
     torch.manual_seed(5)
     reference_epoch(ref_model, ref_optimizer, ref_loader)
     if not model.training:
@@ -803,7 +806,10 @@ def test_train_one_epoch_switches_the_model_to_training_mode():
             param,
             ref,
             call=f"{call}, then compared {name}",
-            note="Likely cause: call model.train() before the first batch, not after the loop.",
+            note="Likely cause: call model.train() before the first batch, not after the loop: "
+            f"the forward passes ran in the modes {modes} (True: training)."
+            if modes and not all(modes)
+            else "",
         )
 
 
