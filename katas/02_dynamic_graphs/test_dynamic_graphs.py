@@ -299,11 +299,25 @@ def test_double_until_records_one_step_per_iteration_so_each_call_has_its_own_gr
             "Called double_until(2**-k * [0.5, -0.5, 0.5, 0.5], 1.0) for k = 0..4, which needs k "
             "doublings, and counted the operations in each result's graph (walking "
             f"grad_fn.next_functions, as count_graph_ops does in kata 01).\nGraph sizes: {table}.\n"
-            "Expected each doubling to add the same number of nodes (1 for y = y * 2).\n"
+            "Expected each doubling to add the same number of nodes (1 for y = y * 2).\n" + graph_cause(sizes)
+        )
+
+
+def graph_cause(sizes: dict[int, int]) -> str:
+    """The likely cause, read from the graph sizes of k = 0..4 doublings."""
+    grows = [sizes[k + 1] - sizes[k] for k in range(1, len(sizes) - 1)]
+    if len(set(sizes.values())) == 1:
+        return (
             "Likely cause: the doubling was not done step by step in the loop (for example, counting "
             "in Python and multiplying once by 2**n). The lesson is that the loop itself is recorded: "
             "each call builds a graph as long as its own loop."
         )
+    if sizes[0] == sizes[1] and len(set(grows)) == 1 and grows[0] >= 1:
+        return (
+            "Likely cause: x was doubled before the norm was checked: the call that needs no doubling "
+            "still recorded one. Test the condition first, so a long enough x loops zero times."
+        )
+    return "The lesson is that the loop itself is recorded: each call builds a graph as long as its own loop."
 
 
 # --- fold_tree ------------------------------------------------------------------------
