@@ -172,12 +172,22 @@ def test_make_spirals_scatters_the_points_by_the_noise(noise):
     # Gaussian noise of std `noise` per coordinate moves a point off its arm by about `noise`.
     rms = distance_to_arms(points, labels, 1.25).square().mean().sqrt().item()
     if not 0.5 * noise <= rms <= 1.5 * noise:
-        cause = (
-            "the noise is missing: add noise * torch.randn(points.shape, generator=generator)"
-            if rms < 0.1 * noise
-            else "scale a standard normal draw, noise * torch.randn(..., generator=generator): "
-            "noise is the standard deviation of each coordinate's offset"
+        nearest = torch.minimum(
+            distance_to_arms(points, torch.zeros_like(labels), 1.25),
+            distance_to_arms(points, torch.ones_like(labels), 1.25),
         )
+        if rms < 0.1 * noise:
+            cause = "the noise is missing: add noise * torch.randn(points.shape, generator=generator)"
+        elif 0.5 * noise <= nearest.square().mean().sqrt().item() <= 1.5 * noise:
+            cause = (
+                "the points lie on a spiral arm, but not all on their own class's: class c's arm is "
+                "turned by pi * c (both classes on one arm, or labels that do not match the rows)"
+            )
+        else:
+            cause = (
+                "scale a standard normal draw, noise * torch.randn(..., generator=generator): "
+                "noise is the standard deviation of each coordinate's offset"
+            )
         fail(
             f"Called {call}.\nThe points are on average {rms:.4f} away from their arm; with "
             f"noise={noise} the tests expected about {noise}.\nLikely cause: {cause}."
