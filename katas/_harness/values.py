@@ -49,6 +49,7 @@ _NAMEDTUPLE_NAMES = frozenset(
         "__new__", "__repr__", "__getnewargs__", "__match_args__", "__slots__", "__doc__",
         "__module__", "__qualname__", "__orig_bases__", "__annotations__", "__annotate__",
         "__firstlineno__", "__static_attributes__", "__classcell__",
+        "__replace__",  # Python 3.13: copy.replace() support
     }
 )  # fmt: skip
 # Overriding one of these lets a value pass comparisons it should fail.
