@@ -1024,8 +1024,9 @@ def test_ddp_gradients_start_every_replica_from_rank_0s_weights(tmp_path):
                 fail(
                     f"Called {call}.\nAfterwards rank {rank}'s {name} differs from rank 0's initial value"
                     + (
-                        ": it kept its own initial weights.\nLikely cause: gradients were averaged by hand "
-                        "instead of wrapping the model. DistributedDataParallel(model) broadcasts rank 0's "
+                        ": it kept its own initial weights.\nLikely cause: the model was never wrapped in "
+                        "DistributedDataParallel (gradients averaged by hand, or not at all, leave each "
+                        "replica at its own start). DistributedDataParallel(model) broadcasts rank 0's "
                         "parameters and buffers to every rank when it is built, so all replicas start "
                         "equal and, with averaged gradients, stay equal."
                         if torch.equal(params[name], own[name])
