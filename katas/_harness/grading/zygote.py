@@ -77,6 +77,12 @@ class Zygote:
 
     def close(self) -> None:
         try:
+            # shutdown, not close alone: the reader thread's blocked recv keeps the socket open,
+            # and the zygote would never see the end of its input.
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
             self.sock.close()
         finally:
             try:
