@@ -266,14 +266,14 @@ def test_an_exception_that_cannot_be_printed_costs_one_exercise_only(grader, tmp
 
 def test_only_gpu_tests_may_skip_and_never_under_require_gpu(grader, monkeypatch):
     skipped = {"outcome": "skipped", "message": "needs CUDA"}
-    monkeypatch.setattr(grader, "cuda_devices", 0)
+    monkeypatch.setattr(Grader, "cuda_devices", property(lambda self: 0))
     assert grader._judge(skipped, {"gpu": True, "multi_gpu": False}) is None
     assert grader._judge(skipped, {"gpu": False, "multi_gpu": False}) is not None
     assert grader._judge({"outcome": "xfailed", "message": ""}, {"gpu": True}) is not None
     monkeypatch.setenv("KATAS_REQUIRE_GPU", "1")
     assert grader._judge(skipped, {"gpu": True, "multi_gpu": False}) is not None
     assert grader._env(Path("/tmp"))["KATAS_REQUIRE_GPU"] == "1"
-    monkeypatch.setattr(grader, "cuda_devices", 1)
+    monkeypatch.setattr(Grader, "cuda_devices", property(lambda self: 1))
     monkeypatch.delenv("KATAS_REQUIRE_GPU")
     assert grader._judge(skipped, {"gpu": True, "multi_gpu": False}) is not None
     assert grader._judge(skipped, {"gpu": False, "multi_gpu": True}) is None

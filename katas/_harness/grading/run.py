@@ -146,7 +146,7 @@ class Grader:
         )
         self.shown = sandbox.installation_folders() if self.can_hide else ()
         self.accounts = (
-            sandbox.Accounts(max(1, limits.jobs), limits.uid_base)
+            sandbox.Accounts(max(1, limits.jobs) + 1, limits.uid_base)  # + 1: the collection's
             if sandbox.accounts_usable(self.can_hide)
             else None
         )
@@ -160,7 +160,9 @@ class Grader:
             self.base_digest = tree.digest(self.base)
             self.checkout_digest = self._checkout_digest()
             self._start_zygote()
-            self.expected, self.cuda_devices = self._collect()
+            # The collection runs beside the first katas (it is needed only to score them).
+            self._collecting = ThreadPoolExecutor(max_workers=1)
+            self._collection = self._collecting.submit(self._collect, max(1, limits.jobs))
         except BaseException:
             self.close()
             raise
@@ -171,7 +173,18 @@ class Grader:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def expected(self) -> dict[str, dict]:
+        return self._collection.result()[0]
+
+    @property
+    def cuda_devices(self) -> int:
+        return self._collection.result()[1]
+
     def close(self) -> None:
+        collecting = getattr(self, "_collecting", None)
+        if collecting is not None:
+            collecting.shutdown(wait=True)
         if self.zygote is not None:
             self.zygote.close()
             self.zygote = None
@@ -220,7 +233,7 @@ class Grader:
         except ZygoteDied as err:
             raise GraderError(str(err)) from None
 
-    def _collect(self) -> tuple[dict[str, dict], int]:
+    def _collect(self, slot: int) -> tuple[dict[str, dict], int]:
         """Every kata test, its exercise and GPU markers, from the pristine tree (no submission)."""
         argv = [
             str(self.base / "katas"),
@@ -230,7 +243,7 @@ class Grader:
             *self._common_argv(),
             f"--katas-source={self.work / 'pristine'}",
         ]
-        text, code, output, _ = self._run_child("collect", argv, slot=0, timeout=self.limits.kata_timeout)
+        text, code, output, _ = self._run_child("collect", argv, slot, timeout=self.limits.kata_timeout)
         try:
             found = json.loads(text)
             tests, cuda = found["tests"], int(found["cuda_devices"])

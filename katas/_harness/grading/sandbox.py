@@ -124,11 +124,12 @@ def can_hide_folders() -> bool:
 
 def installation_folders() -> tuple[str, ...]:
     """Where this Python, its packages and torch live (real paths)."""
+    import importlib.util
     import site
 
-    import torch
-
-    folders = {sys.prefix, sys.base_prefix, os.path.dirname(os.__file__), os.path.dirname(torch.__file__)}
+    spec = importlib.util.find_spec("torch")  # where it is, without the 1.5 s import
+    torch_dir = os.path.dirname(spec.origin) if spec is not None and spec.origin else sys.prefix
+    folders = {sys.prefix, sys.base_prefix, os.path.dirname(os.__file__), torch_dir}
     folders.update(site.getsitepackages())
     return tuple(sorted({os.path.realpath(f) for f in folders if os.path.isdir(f)}))
 

@@ -145,6 +145,24 @@ def _warm_up() -> None:
     for info in pkgutil.walk_packages(harness.__path__, "katas._harness."):
         if not info.name.endswith("__main__"):
             import_module(info.name)  # nothing the harness needs is left to import from disk later
+    # What the first use of each costs once per process, paid here once for every kata:
+    # an optimizer imports torch._dynamo (about 1 s), assert_close torch.distributed.
+    import torch.utils.data  # noqa: F401
+
+    weight = torch.zeros(1, requires_grad=True)
+    torch.optim.SGD([weight], lr=0.1).step()
+    torch.testing.assert_close(weight.detach(), weight.detach())
+    _warm_pytest()
+
+
+def _warm_pytest() -> None:
+    """One empty pytest run: imports the parts of pytest that load lazily."""
+    import tempfile
+
+    import pytest
+
+    with tempfile.TemporaryDirectory(prefix="katas-zygote-") as empty:
+        pytest.main([empty, "-q", "-p", "no:cacheprovider", "-p", "no:katas", "--co"], plugins=[])
 
 
 def _child(job: dict, fds: list[int], sock: socket.socket) -> None:
@@ -170,6 +188,9 @@ def _child(job: dict, fds: list[int], sock: socket.socket) -> None:
         sandbox.Cage(**{k: tuple(v) if isinstance(v, list) else v for k, v in job["cage"].items()}).enter()
         os.environ.clear()
         os.environ.update(job["env"], KATAS_GRADE_FDS=f"{secret_fd},{result_fd}")
+        import tempfile
+
+        tempfile.tempdir = None  # the zygote's warm-up cached its own; the kata's is in TMPDIR
         sys.argv = ["pytest", *job["argv"]]
         import pytest
 
