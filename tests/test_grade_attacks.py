@@ -8,6 +8,7 @@ it, and, with the policy switched off, the cage and the in-process checks still 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from katas._harness import policy
 from katas._harness.grading import run, sandbox
 from katas._harness.grading.run import Grader, Limits
 from tests.load import scaled
@@ -35,10 +35,11 @@ def grader(two_katas):  # noqa: F811
         yield warm
 
 
-@pytest.fixture
-def no_policy(monkeypatch):
-    """The second layer alone: the policy lets everything through."""
-    monkeypatch.setattr(policy, "check", lambda source, filename: [])
+@pytest.fixture(scope="module")
+def unchecked(two_katas):  # noqa: F811
+    """The second layer alone: a grader that skips the submission policy."""
+    with Grader(two_katas, dataclasses.replace(ATTACK_LIMITS, policy=False)) as warm:
+        yield warm
 
 
 def stub_of(grader) -> str:
@@ -75,7 +76,8 @@ SKIPS = {
 
 
 @pytest.mark.parametrize("kind", SKIPS)
-def test_a_skip_raised_by_the_submission_is_a_failure(grader, tmp_path, no_policy, kind):
+def test_a_skip_raised_by_the_submission_is_a_failure(unchecked, tmp_path, kind):
+    grader = unchecked
     header, statement = SKIPS[kind]
     if kind == "pytest.skip at import":
         header += '\npytest.skip("later", allow_module_level=True)'
@@ -105,13 +107,15 @@ class Anything(float):
 """
 
 
-def test_a_float_that_equals_everything_earns_nothing(grader, tmp_path, no_policy):
+def test_a_float_that_equals_everything_earns_nothing(unchecked, tmp_path):
+    grader = unchecked
     stub = stub_of(grader) + LIAR
     text = every_body(stub, "return Anything(0.0)")
     assert points(graded(grader, tmp_path, text))[FIRST.name] == 0
 
 
-def test_swapping_the_code_of_a_check_earns_nothing(grader, tmp_path, no_policy):
+def test_swapping_the_code_of_a_check_earns_nothing(unchecked, tmp_path):
+    grader = unchecked
     swap = (
         "import katas._harness.testing as t\n"
         "for name in ('expect_close', 'expect_tensor_close', 'fail'):\n"
@@ -124,8 +128,9 @@ def test_swapping_the_code_of_a_check_earns_nothing(grader, tmp_path, no_policy)
 # --- what the child can reach -----------------------------------------------------------------
 
 
-def test_the_reference_solutions_are_out_of_reach(grader, tmp_path, no_policy):
+def test_the_reference_solutions_are_out_of_reach(unchecked, tmp_path):
     """Through the grader's working folder in /proc, the checkout's own path, or the zygote's."""
+    grader = unchecked
     root = str(grader.manifest.root)
     probe = (
         "import os\n"
@@ -149,7 +154,8 @@ def test_the_reference_solutions_are_out_of_reach(grader, tmp_path, no_policy):
     assert points(graded(grader, tmp_path, text))[FIRST.name] == 0
 
 
-def test_the_graders_environment_is_out_of_reach(grader, tmp_path, no_policy, monkeypatch):
+def test_the_graders_environment_is_out_of_reach(unchecked, tmp_path, monkeypatch):
+    grader = unchecked
     secret = secrets.token_hex(8)
     monkeypatch.setenv("KATAS_TEST_CI_TOKEN", secret)
     leak = Path("/tmp") / f"katas-leak-{secrets.token_hex(4)}"
@@ -173,8 +179,9 @@ def test_the_graders_environment_is_out_of_reach(grader, tmp_path, no_policy, mo
         leak.unlink(missing_ok=True)
 
 
-def test_writing_into_the_graders_tree_harms_no_other_kata(grader, tmp_path, no_policy):
+def test_writing_into_the_graders_tree_harms_no_other_kata(unchecked, tmp_path):
     """A solved second kata keeps its points, whatever the first kata's code writes."""
+    grader = unchecked
     vandal = (
         "import os\n"
         "from pathlib import Path\n"
@@ -194,7 +201,8 @@ def test_writing_into_the_graders_tree_harms_no_other_kata(grader, tmp_path, no_
     grader.verify()  # the grader's own files are as they were
 
 
-def test_no_process_outlives_its_kata(grader, tmp_path, no_policy):
+def test_no_process_outlives_its_kata(unchecked, tmp_path):
+    grader = unchecked
     marker = Path("/tmp") / f"katas-daemon-{secrets.token_hex(4)}"
     daemon = (
         "import os, time\n"
@@ -230,7 +238,8 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_a_flood_of_output_does_not_grow_the_grader(grader, tmp_path, no_policy):
+def test_a_flood_of_output_does_not_grow_the_grader(unchecked, tmp_path):
+    grader = unchecked
     flood = "import sys\nfor _ in range(400):\n    sys.stdout.write('x' * 1_000_000)\n"
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = graded(grader, tmp_path, stub_of(grader) + "\n" + flood)

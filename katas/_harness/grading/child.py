@@ -200,9 +200,10 @@ class Collection:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("torch-katas").addoption(
-        "--katas-collect", action="store_true", help="(grader) send the collected tests to the grader"
-    )
+    group = parser.getgroup("torch-katas")
+    group.addoption("--katas-collect", action="store_true", help="(grader) send the collected tests")
+    group.addoption("--katas-policy", metavar="FILE", help="(grader) check FILE against the policy first")
+    group.addoption("--katas-policy-name", metavar="NAME", help="(grader) FILE's name in the messages")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -216,4 +217,27 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("katas_collect"):
         config.pluginmanager.register(Collection(results_fd), "katas-collection")
     else:
-        config.pluginmanager.register(Grader(key, results_fd), "katas-grader")
+        grader = Grader(key, results_fd)
+        config.pluginmanager.register(grader, "katas-grader")
+        _check_policy(config, grader)
+
+
+def _check_policy(config: pytest.Config, grader: Grader) -> None:
+    """The submission policy, before collection imports the file: a violation ends the run here.
+
+    Checked in this process rather than the grader's so that the grader never imports torch
+    (the policy asks torch which names are modules); nothing submitted has run yet.
+    """
+    path = config.getoption("katas_policy")
+    if path is None:
+        return
+    from .. import policy
+
+    with open(path, encoding="utf-8") as handle:
+        source = handle.read()
+    violations = policy.check(source, config.getoption("katas_policy_name") or path)
+    if violations:
+        grader.send({"policy": [v.describe() for v in violations]})
+        grader.send({"end": True, "count": grader.seq, "exitstatus": 0, "tampered": []})
+        grader.out.close()
+        pytest.exit("the submission policy refused the kata file", returncode=0)

@@ -103,6 +103,7 @@ class Limits:
     jobs: int = 2
     uid_base: int = sandbox.UID_BASE  # dedicated accounts when the grader runs as root
     deadline: float | None = None  # seconds for the whole grading; katas not started by then are not graded
+    policy: bool = True  # the submission policy; only the project's tests of the second layer turn it off
 
 
 def grade(
@@ -160,9 +161,12 @@ class Grader:
             self.base_digest = tree.digest(self.base)
             self.checkout_digest = self._checkout_digest()
             self._start_zygote()
-            # The collection runs beside the first katas (it is needed only to score them).
+            # The collection runs beside the first katas (it is needed only to score them), except
+            # with one job: then it runs first, so that one child at a time holds memory.
             self._collecting = ThreadPoolExecutor(max_workers=1)
             self._collection = self._collecting.submit(self._collect, max(1, limits.jobs))
+            if limits.jobs <= 1:
+                self._collection.result()
         except BaseException:
             self.close()
             raise
@@ -370,7 +374,7 @@ class Grader:
             source = tree.read_submitted(kata, submission)
         except tree.Refused as refused:
             return _zero(kata, str(refused))
-        problem = _policy_problem(kata, source)
+        problem = _undecodable(kata, source)
         if problem is not None:
             return _zero(kata, problem)
         job = self.work / secrets.token_hex(8)
@@ -387,6 +391,8 @@ class Grader:
             f"--hypothesis-profile={PROFILE}",
             f"--timeout={self.limits.test_timeout}",
         ]
+        if self.limits.policy:  # checked in the child, before pytest imports anything submitted
+            argv += [f"--katas-policy={stub}", f"--katas-policy-name={_shown_name(kata)}"]
         timeout = self.limits.kata_timeout if left is None else min(self.limits.kata_timeout, left)
         text, code, output, key = self._run_child(kata.name, argv, slot, timeout, job)
         score = self._score(kata, text, code, output, key)
@@ -476,6 +482,10 @@ class Grader:
         records, problem = _verified_records(text, key)
         if problem is not None:
             return _zero(kata, problem)
+        refused = next((r["policy"] for r in records if "policy" in r), None)
+        if refused is not None:
+            lines = "\n".join(str(line) for line in refused[:10])
+            return _zero(kata, f"the submission policy refused this file; nothing in it ran:\n{lines}")
         results = {r["test"]: r for r in records if "test" in r}
         end = next((r for r in records if r.get("end")), None)
         if not results:
@@ -525,19 +535,16 @@ class Grader:
         return needed > 0 and self.cuda_devices < needed
 
 
-def _policy_problem(kata: Kata, source: bytes) -> str | None:
-    from .. import policy
+def _shown_name(kata: Kata) -> str:
+    return f"katas/{kata.name}/{kata.module}.py"
 
-    name = f"katas/{kata.name}/{kata.module}.py"
+
+def _undecodable(kata: Kata, source: bytes) -> str | None:
     try:
-        text = source.decode("utf-8")
+        source.decode("utf-8")
     except UnicodeDecodeError as err:
-        return f"{name} is not UTF-8 text (byte {err.start}); save it as UTF-8"
-    violations = policy.check(text, name)
-    if not violations:
-        return None
-    lines = [v.describe() for v in violations[:10]]
-    return "the submission policy refused this file; nothing in it ran:\n" + "\n".join(lines)
+        return f"{_shown_name(kata)} is not UTF-8 text (byte {err.start}); save it as UTF-8"
+    return None
 
 
 def _read_bounded(fd: int, deadline: float) -> tuple[bytes | None, bool]:
