@@ -8,7 +8,7 @@ import pytest
 
 from katas._harness import messages
 from katas._harness.manifest import load
-from tests.kata_runs import ROOT, run_katas
+from tests.kata_runs import ROOT, run_katas, run_mutant
 from tests.mutants import all_mutants
 
 MANIFEST = load(ROOT)
@@ -87,17 +87,7 @@ def test_every_mutant_targets_a_manifest_exercise():
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.id)
 def test_mutant_is_rejected(mutant, tmp_path):
-    kata = MANIFEST.kata(mutant.kata)
-    solution = kata.stub_path(ROOT / "solutions").read_text(encoding="utf-8")
-    source = kata.stub_path(tmp_path)
-    source.parent.mkdir(parents=True)
-    source.write_text(
-        f"{solution}\n\nfrom {mutant.module} import {mutant.function} as {mutant.exercise}  # noqa\n",
-        encoding="utf-8",
-    )
-    _, outcomes = run_katas(
-        str(ROOT / "katas" / kata.name), f"--katas-source={tmp_path}", f"--exercise={mutant.qualname}", "-x"
-    )
+    _, outcomes = run_mutant(mutant, tmp_path, "-x")
     assert outcomes, f"no test of {mutant.qualname} ran"
     caught = [o for o in outcomes.values() if o.outcome == "failed"]
     assert caught, (

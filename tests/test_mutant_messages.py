@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from katas._harness.manifest import load
-from tests.kata_runs import ROOT, run_katas
+from tests.kata_runs import ROOT, run_katas, run_mutant
 from tests.mutants import all_mutants
 
 MANIFEST = load(ROOT)
@@ -23,17 +23,7 @@ def test_everywhere_mutants_say_something():
 
 @pytest.mark.parametrize("mutant", EVERYWHERE, ids=lambda m: m.id)
 def test_every_failing_test_names_the_mutants_mistake(mutant, tmp_path):
-    kata = MANIFEST.kata(mutant.kata)
-    solution = kata.stub_path(ROOT / "solutions").read_text(encoding="utf-8")
-    source = kata.stub_path(tmp_path)
-    source.parent.mkdir(parents=True)
-    source.write_text(
-        f"{solution}\n\nfrom {mutant.module} import {mutant.function} as {mutant.exercise}  # noqa\n",
-        encoding="utf-8",
-    )
-    _, outcomes = run_katas(
-        str(ROOT / "katas" / kata.name), f"--katas-source={tmp_path}", f"--exercise={mutant.qualname}"
-    )
+    _, outcomes = run_mutant(mutant, tmp_path)
     caught = [o for o in outcomes.values() if o.outcome == "failed"]
     assert caught, f"mutant {mutant.function} passes every test of {mutant.qualname}"
     silent = [f"{o.nodeid}:\n{o.message}" for o in caught if mutant.says not in o.message]
