@@ -120,7 +120,7 @@ def test_the_watch_leaves_no_hook_behind():
     assert F.mse_loss(PRED, TARGET).shape == ()
 
 
-# --- the ops each library call of kata 04 runs (torch 2.13, CPU) ------------------------------
+# --- the ops each library call of kata 05 runs (torch 2.13, CPU) ------------------------------
 
 
 class Recorder(TorchDispatchMode):
@@ -197,14 +197,14 @@ def test_an_optimizer_step_opens_a_region_named_after_it(make, region):
     assert recorded(optimizer.zero_grad).regions[0].startswith("Optimizer.zero_grad#")
 
 
-# --- kata 04's lists: honest variants pass, every way around them fails ------------------------
+# --- kata 05's lists: honest variants pass, every way around them fails ------------------------
 
 
 @pytest.fixture(scope="module")
 def kata04():
     finder = KataModuleFinder.for_manifest(load(ROOT), ROOT / "solutions")
     finder.install()
-    path = ROOT / "katas/04_losses_optimizers/test_losses_optimizers.py"
+    path = ROOT / "katas/05_losses_optimizers/test_losses_optimizers.py"
     spec = importlib.util.spec_from_file_location("kata04_tests_for_forbid", path)
     module = importlib.util.module_from_spec(spec)
     try:

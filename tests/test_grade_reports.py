@@ -44,11 +44,11 @@ def sample_grade() -> Grade:
     return Grade(
         [
             KataScore(
-                "05_training_loop",
+                "06_training_loop",
                 [
-                    ExerciseScore("05_training_loop/train_step", 2, 2, "passed"),
-                    ExerciseScore("05_training_loop/fit", 0, 3, "failed", wrong, CAUSE),
-                    ExerciseScore("05_training_loop/evaluate", 0, 1, "todo", "TODO: implement evaluate()"),
+                    ExerciseScore("06_training_loop/train_step", 2, 2, "passed"),
+                    ExerciseScore("06_training_loop/fit", 0, 3, "failed", wrong, CAUSE),
+                    ExerciseScore("06_training_loop/evaluate", 0, 1, "todo", "TODO: implement evaluate()"),
                 ],
                 seconds=6.0,
             ),
@@ -82,13 +82,13 @@ def test_the_junit_report_is_valid_against_the_jenkins_schema_and_reads_back():
     assert valid(text) == []
     xml = junitparser.JUnitXml.fromstring(text)
     suites = {suite.name: suite for suite in xml}
-    assert list(suites) == ["05_training_loop", "01_autograd"]
-    training = suites["05_training_loop"]
+    assert list(suites) == ["06_training_loop", "01_autograd"]
+    training = suites["06_training_loop"]
     properties = {p.name: p.value for p in training.properties()}
     assert properties["points"] == "2" and properties["max_points"] == "6"
     assert properties["points.fit"] == "0/3"
     cases = {case.name: case for case in training}
-    assert {case.classname for case in training} == {"05_training_loop"}
+    assert {case.classname for case in training} == {"06_training_loop"}
     assert cases["train_step"].is_passed
     (failure,) = cases["fit"].result
     assert isinstance(failure, junitparser.Failure) and failure.message.startswith(f"Likely cause: {CAUSE}")
@@ -123,7 +123,7 @@ def test_the_likely_cause_comes_first_in_every_format_and_survives_the_cut():
     (test,) = [t for t in gradescope["tests"] if t["name"].endswith("/fit")]
     assert test["output"].startswith(f"Likely cause: {CAUSE}") and len(test["output"]) <= report.SHOWN_CHARS
     markdown = report.as_markdown(grade)
-    assert "next: `05_training_loop/fit` (failed; likely cause: gradients doubled" in markdown
+    assert "next: `06_training_loop/fit` (failed; likely cause: gradients doubled" in markdown
     failure = next(
         c for c in next(iter(junitparser.JUnitXml.fromstring(junit.render(grade)))) if c.name == "fit"
     )
@@ -170,9 +170,9 @@ def test_gradescope_results_carry_the_markdown_summary_numbers_and_tags():
     assert data["output_format"] == "md" and data["output"] == report.as_markdown(grade, 42.4)
     numbers = [(t["number"], t["name"]) for t in data["tests"]]
     assert numbers == [
-        ("1.1", "05_training_loop/train_step"),
-        ("1.2", "05_training_loop/fit"),
-        ("1.3", "05_training_loop/evaluate"),
+        ("1.1", "06_training_loop/train_step"),
+        ("1.2", "06_training_loop/fit"),
+        ("1.3", "06_training_loop/evaluate"),
         ("2.1", "01_autograd/grad_at"),
     ]
     assert all(t["tags"][0] == t["name"].split("/")[0] for t in data["tests"])
@@ -271,7 +271,7 @@ def test_grade_says_what_it_does_and_prints_a_line_per_kata(fake_grade, tmp_path
     assert lines[0].startswith(
         f"torch-katas: grading {len(MANIFEST.katas)} kata(s) of {tmp_path}, 1 at a time"
     )
-    assert "  05_training_loop: 2/6 points (6 s)" in lines
+    assert "  06_training_loop: 2/6 points (6 s)" in lines
     assert (
         "  01_autograd: 0/1 points (2 s)  the kata file does not import: "
         "ModuleNotFoundError: No module named 'nonexistent_mod_xyz'"

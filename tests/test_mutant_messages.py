@@ -35,7 +35,7 @@ def test_every_failing_test_names_the_mutants_mistake(mutant, tmp_path):
 
 # Correct solutions written differently from the reference: each must pass every test of its exercise.
 ALTERNATIVES = {
-    "06_checkpointing/load_matching": '''
+    "09_checkpointing/load_matching": '''
 def load_matching(model, state):
     """Missing and unexpected keys from the two key sets; BatchNorm's num_batches_tracked, which
     load_state_dict fills itself and leaves out of its report, is listed as missing here."""

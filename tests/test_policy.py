@@ -171,7 +171,7 @@ ATTACKS = {
         "from pathlib import Path\nP = Path('/proc/1/cwd')  # <-",
         "def f(pid):\n    return open(f'/proc/{pid}/environ')  # <-",
         "def f():\n    return open('/sys/kernel/notes', 'rb')  # <-",
-        "def f():\n    return open('../../solutions/03_modules/nn_modules.py').read()  # <-",
+        "def f():\n    return open('../../solutions/04_modules/nn_modules.py').read()  # <-",
     ],
     "ends-the-test-run": [
         "def f():\n    raise SystemExit(0)  # <-",
@@ -480,8 +480,8 @@ def test_every_mutant_passes_unless_it_plays_an_attack(path):
 
 # Lesson code is honest code, bar two demonstrations that must not be copied into a kata file.
 LESSON_DEMOS = {
-    ("06_checkpointing", "dunder-method", "def __reduce__"),  # the pickle attack the lesson shows
-    ("07_devices", "import-not-allowed", "import torch.multiprocessing"),  # a standalone DDP script
+    ("09_checkpointing", "dunder-method", "def __reduce__"),  # the pickle attack the lesson shows
+    ("10_devices", "import-not-allowed", "import torch.multiprocessing"),  # a standalone DDP script
 }
 
 

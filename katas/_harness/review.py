@@ -22,10 +22,10 @@ LINKS: dict[str, tuple[str, int] | str] = {
     "data": ("01_autograd", 10),
     "batch-loop": ("00_tensors", 5),
     "tensor-of-tensor": ("00_tensors", 1),
-    "sync-in-training-loop": ("05_training_loop", 3),
-    "eval-with-grad": ("05_training_loop", 5),
-    "eval-no-way-back": ("09_capstone", 6),
-    "hard-coded-cuda": ("07_devices", 3),
+    "sync-in-training-loop": ("06_training_loop", 3),
+    "eval-with-grad": ("06_training_loop", 5),
+    "eval-no-way-back": ("13_capstone", 6),
+    "hard-coded-cuda": ("10_devices", 3),
 }
 
 MESSAGES = {

@@ -1,0 +1,1046 @@
+"""Kata 06: the training loop. Read a test's name for the behaviour, its body for the call.
+
+Most tests watch your loop through a `Probe`: a hook on every parameter sees each backward
+pass (and whether old gradients were still sitting in `.grad`), a step pre-hook on the
+optimizer records the gradients each `step()` used, and a forward pre-hook records the
+batch size, the training mode and whether autograd was recording. So the tests check the
+order of zero_grad, backward and step, not only the numbers at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from functools import partial
+
+import pytest
+import torch
+import training_loop as tl
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from katas._harness.testing import expect_close, expect_float, expect_floats, expect_tensor_close, fail, show
+
+exercise = pytest.mark.exercise
+
+seeds = st.integers(0, 2**16)
+mse = nn.MSELoss()
+
+
+# --- models, data and references ---------------------------------------------------------------
+
+
+def seeded(model: nn.Module, seed: int) -> nn.Module:
+    """Redraw the parameters from `seed` (a torch.Generator: faster than torch.manual_seed in tests)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            bound = 1 / math.sqrt(p.shape[-1]) if p.dim() > 1 else 0.5
+            p.uniform_(-bound, bound, generator=gen)
+    return model
+
+
+def simple_net(seed: int) -> nn.Module:
+    """The article's SimpleNet, Linear 2 -> 4, ReLU, Linear 4 -> 1, with weights drawn from `seed`."""
+    return seeded(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1)), seed)
+
+
+def dropout_net(seed: int) -> nn.Module:
+    return seeded(nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 1)), seed)
+
+
+def regression_data(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """y = x @ w + noise for a random w: inputs of shape (n, 2), targets of shape (n, 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, generator=gen)
+    y = x @ torch.randn(2, 1, generator=gen) + 0.1 * torch.randn(n, 1, generator=gen)
+    return x, y
+
+
+OPTIMIZERS: dict[str, Callable] = {
+    "SGD(lr=0.1)": partial(torch.optim.SGD, lr=0.1),
+    "SGD(lr=0.05, momentum=0.9)": partial(torch.optim.SGD, lr=0.05, momentum=0.9),
+    "Adam(lr=0.01)": partial(torch.optim.Adam, lr=0.01),
+}
+
+
+def leave_old_gradients(model: nn.Module, seed: int) -> None:
+    """What an earlier batch leaves behind in .grad when nobody zeroes it."""
+    model(regression_data(seed + 1, 3)[0]).pow(2).sum().backward()
+
+
+def reference_step(model: nn.Module, make_optimizer: Callable, x: torch.Tensor, y: torch.Tensor):
+    """One correct step on `model` (a fresh copy made by the test): loss, gradients, parameters after."""
+    optimizer = make_optimizer(model.parameters())
+    loss = mse(model(x), y)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    for p, g in zip(model.parameters(), grads, strict=True):
+        p.grad = g
+    optimizer.step()
+    return loss.item(), list(grads), [p.detach().clone() for p in model.parameters()]
+
+
+def batch_losses(model: nn.Module, loader, make_optimizer=None) -> tuple[list[float], list[int]]:
+    """Each batch's loss and size; with `make_optimizer`, a correct training step after each batch."""
+    optimizer = make_optimizer(model.parameters()) if make_optimizer else None
+    losses, sizes = [], []
+    for x, y in loader:
+        loss = mse(model(x), y)
+        if optimizer is not None:
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        losses.append(loss.item())
+        sizes.append(len(x))
+    return losses, sizes
+
+
+def per_sample_mean(losses: list[float], sizes: list[int]) -> float:
+    return sum(loss * size for loss, size in zip(losses, sizes, strict=True)) / sum(sizes)
+
+
+def mean_mistakes(losses: list[float], sizes: list[int]) -> list[tuple[str, float]]:
+    return [
+        (
+            "you averaged the batch losses, so a short last batch counts as much as a full one; "
+            "weight each batch's loss by its size: sum(loss * len(batch)) / number of samples",
+            sum(losses) / len(losses),
+        ),
+        (
+            "you summed the batch losses where the mean is asked for; "
+            "weight each by its batch size and divide by the number of samples",
+            sum(losses),
+        ),
+        (
+            "you summed loss * batch size without dividing by the number of samples",
+            sum(loss * size for loss, size in zip(losses, sizes, strict=True)),
+        ),
+        ("you returned the last batch's loss only", losses[-1]),
+    ]
+
+
+class Probe:
+    """Watches a model and its optimizer while the code under test trains it."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None):
+        self.params = list(model.parameters())
+        self.log: list[str] = []  # "backward" and "step", in the order they happened
+        self.backwards: list[bool] = []  # per backward pass: did it add onto leftover gradients?
+        self.steps: list[list[torch.Tensor | None]] = []  # per step(): the gradients it used
+        self.forwards: list[tuple[int, bool, bool]] = []  # (batch size, model.training, grad enabled)
+        self._grads_this_pass = 0
+        for p in self.params:
+            p.register_hook(partial(self._on_grad, p))  # runs before the gradient is added to p.grad
+        if optimizer is not None:
+            optimizer.register_step_pre_hook(self._on_step)
+        model.register_forward_pre_hook(self._on_forward)
+
+    def _on_grad(self, p: torch.Tensor, grad: torch.Tensor) -> None:
+        if self._grads_this_pass == 0:
+            self.log.append("backward")
+            self.backwards.append(False)
+        if p.grad is not None and bool(p.grad.any()):
+            self.backwards[-1] = True
+        self._grads_this_pass = (self._grads_this_pass + 1) % len(self.params)
+
+    def _on_step(self, optimizer, args, kwargs) -> None:
+        self.log.append("step")
+        self.steps.append([None if p.grad is None else p.grad.detach().clone() for p in self.params])
+
+    def _on_forward(self, module: nn.Module, args: tuple) -> None:
+        self.forwards.append((len(args[0]), module.training, torch.is_grad_enabled()))
+
+    def expect_steps(self, count: int, *, call: str, why: str) -> None:
+        if len(self.steps) != count:
+            fail(f"Called {call}.\noptimizer.step() ran {len(self.steps)} time(s); expected {count}.\n{why}")
+
+    def expect_clean_step(self, index: int, *, call: str) -> list[torch.Tensor | None]:
+        """The index-th step() followed a backward() that started from zeroed gradients; its grads."""
+        steps_seen = 0
+        backwards_before = []
+        for event, stale in zip(self.log, self._stale_flags(), strict=True):
+            if event == "step":
+                if steps_seen == index:
+                    break
+                steps_seen += 1
+                backwards_before = []
+            else:
+                backwards_before.append(stale)
+        if not backwards_before:
+            fail(
+                f"Called {call}.\noptimizer.step() ran before backward(), so it used whatever the "
+                "gradients were before (or none), not this batch's.\nLikely cause: step() ran before "
+                "backward(). The order is: zero_grad(), forward, loss, backward(), step()."
+            )
+        used = self.steps[index]
+        if all(g is None or not g.any() for g in used):
+            fail(
+                f"Called {call}.\noptimizer.step() saw no gradients: every .grad was None or zero, "
+                "so nothing was learned.\nLikely cause: zero_grad() ran between backward() and step() "
+                "and wiped the fresh gradients. Zero them first, before the forward pass."
+            )
+        if backwards_before[0]:
+            fail(
+                f"Called {call}.\nGradients piled up: backward() added this batch's gradient onto "
+                "gradients left over from an earlier batch, and step() used their sum.\n"
+                "Likely cause: did you forget optimizer.zero_grad()? Call it at the start of every step."
+            )
+        return used
+
+    def _stale_flags(self) -> list[bool]:
+        flags, passes = [], iter(self.backwards)
+        for event in self.log:
+            flags.append(next(passes) if event == "backward" else False)
+        return flags
+
+
+def expect_grads(used, expected, *, call: str, mistakes=(), note: str = "") -> None:
+    names = ["weight", "bias"]
+    for i, (got, want) in enumerate(zip(used, expected, strict=True)):
+        where = f"{call}; the gradient step() used for parameter {i} (a {names[i % 2]})"
+        if got is None:
+            fail(f"Called {call}.\nParameter {i} had no gradient when step() ran.")
+        expect_tensor_close(
+            got, want, call=where, mistakes=[(c, wrong[i]) for c, wrong in mistakes], note=note
+        )
+
+
+def expect_params(model: nn.Module, expected: list[torch.Tensor], *, call: str, note: str = "") -> None:
+    for i, (p, want) in enumerate(zip(model.parameters(), expected, strict=True)):
+        expect_tensor_close(p.detach(), want, call=f"{call}; parameter {i} afterwards", note=note)
+
+
+# --- train_step ----------------------------------------------------------------------------------
+
+
+def check_train_step(seed: int, n: int, optimizer_name: str) -> None:
+    make_optimizer = OPTIMIZERS[optimizer_name]
+    x, y = regression_data(seed, n)
+    model = simple_net(seed)
+    optimizer = make_optimizer(model.parameters())
+    leave_old_gradients(model, seed)
+    probe = Probe(model, optimizer)
+    call = f"train_step(SimpleNet, nn.MSELoss(), {optimizer_name}, a batch of {n}) after an earlier batch"
+    loss = expect_float(tl.train_step(model, mse, optimizer, x, y), call=call)
+    expected_loss, expected_grads, expected_params = reference_step(simple_net(seed), make_optimizer, x, y)
+    probe.expect_steps(1, call=call, why="One training step calls optimizer.step() once.")
+    used = probe.expect_clean_step(0, call=call)
+    expect_grads(used, expected_grads, call=call)
+    expect_close(loss, expected_loss, call=call, note="Return the loss of this batch before the update.")
+    expect_params(model, expected_params, call=call)
+
+
+@exercise("train_step")
+def test_train_step_on_the_article_simplenet():
+    check_train_step(seed=0, n=4, optimizer_name="SGD(lr=0.1)")
+
+
+@exercise("train_step")
+@given(seed=seeds, n=st.integers(1, 8), optimizer_name=st.sampled_from(sorted(OPTIMIZERS)))
+def test_train_step_matches_a_correct_step_for_random_batches(seed, n, optimizer_name):
+    check_train_step(seed, n, optimizer_name)
+
+
+@exercise("train_step")
+def test_train_step_twice_in_a_row_uses_each_batchs_own_gradient():
+    model = simple_net(1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = Probe(model, optimizer)
+    batches = [regression_data(seed, 5) for seed in (10, 11)]
+    reference = simple_net(1)
+    reference_optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
+    for i, (x, y) in enumerate(batches):
+        call = f"train_step(...) for batch {i + 1} of 2 on the same model and optimizer"
+        tl.train_step(model, mse, optimizer, x, y)
+        _, expected_grads, _ = reference_step(reference, lambda params: reference_optimizer, x, y)
+        used = probe.expect_clean_step(i, call=call)
+        expect_grads(used, expected_grads, call=call)
+
+
+@exercise("train_step")
+def test_train_step_runs_the_articles_loop_with_data_defined():
+    # The article's loop uses `input` and `target` without defining them; here they exist.
+    gen = torch.Generator().manual_seed(100)
+    inputs = torch.randn(16, 2, generator=gen)
+    targets = inputs @ torch.tensor([[2.0], [-1.0]]) + 0.5
+    model = simple_net(0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    criterion = nn.MSELoss()
+    call = "train_step(SimpleNet, nn.MSELoss(), SGD(lr=0.01), inputs, targets) 100 times"
+    losses = [
+        expect_float(tl.train_step(model, criterion, optimizer, inputs, targets), call=call)
+        for _ in range(100)
+    ]
+    if (
+        not all(later < earlier for earlier, later in zip(losses, losses[1:], strict=False))
+        or losses[-1] > losses[0] / 2
+    ):
+        fail(
+            f"Called {call}.\nThe losses went {show(losses[:3])} ... {show(losses[-3:])}; with a small "
+            "learning rate on one fixed batch, each step should lower the loss, to less than half in "
+            "100 steps."
+        )
+
+
+# --- train_epoch ----------------------------------------------------------------------------------
+
+
+def check_train_epoch(seed: int, n: int, batch_size: int, x=None, y=None) -> None:
+    if x is None:
+        x, y = regression_data(seed, n)
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size)
+    model = simple_net(seed)
+    call = (
+        f"train_epoch(SimpleNet, nn.MSELoss(), SGD(lr=0.1), DataLoader of {n} samples, "
+        f"batch_size={batch_size})"
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = Probe(model, optimizer)
+    got = expect_float(tl.train_epoch(model, mse, optimizer, loader), call=call)
+    batches = len(loader)
+    probe.expect_steps(batches, call=call, why=f"One step per batch, and the loader gives {batches} batches.")
+    for i in range(batches):
+        probe.expect_clean_step(i, call=f"{call}; batch {i + 1}")
+    reference = simple_net(seed)
+    losses, sizes = batch_losses(reference, loader, OPTIMIZERS["SGD(lr=0.1)"])
+    expect_close(
+        got,
+        per_sample_mean(losses, sizes),
+        call=call,
+        rtol=1e-5,
+        mistakes=mean_mistakes(losses, sizes),
+        note=f"The batches had sizes {sizes} and losses {show(losses)}.",
+    )
+    expect_params(
+        model,
+        [p.detach() for p in reference.parameters()],
+        call=call,
+        note="A correct epoch takes one step per batch, in the loader's order.",
+    )
+
+
+@exercise("train_epoch")
+def test_train_epoch_counts_a_short_last_batch_by_its_size():
+    x, y = regression_data(3, 10)
+    y[8:] += 5.0  # the short last batch (2 of 10 samples) is far off: its loss is much larger
+    check_train_epoch(3, 10, 4, x, y)
+
+
+@exercise("train_epoch")
+@given(seed=seeds, n=st.integers(1, 13), batch_size=st.integers(1, 5))
+def test_train_epoch_returns_the_mean_loss_per_sample(seed, n, batch_size):
+    check_train_epoch(seed, n, batch_size)
+
+
+@exercise("train_epoch")
+def test_train_epoch_trains_in_training_mode_with_one_clean_step_per_batch():
+    model = dropout_net(4).eval()  # as an evaluation would leave it
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    leave_old_gradients(model, 4)
+    probe = Probe(model, optimizer)
+    loader = DataLoader(TensorDataset(*regression_data(4, 9)), batch_size=4)
+    call = "train_epoch(model with Dropout, in eval mode, ..., DataLoader of 9 samples, batch_size=4)"
+    tl.train_epoch(model, mse, optimizer, loader)
+    if not probe.forwards or not all(training for _, training, _ in probe.forwards):
+        fail(
+            f"Called {call}.\nThe forward passes ran with model.training = "
+            f"{[training for _, training, _ in probe.forwards]}: dropout was switched off while training.\n"
+            "Likely cause: call model.train() at the start of the epoch; an earlier evaluation may "
+            "have left the model in eval mode."
+        )
+    probe.expect_steps(3, call=call, why="One step per batch: 9 samples in batches of 4 make 3 batches.")
+    for i in range(3):
+        probe.expect_clean_step(i, call=f"{call}; batch {i + 1}")
+
+
+# --- evaluate -------------------------------------------------------------------------------------
+
+
+def eval_reference(model: nn.Module, loader) -> tuple[list[float], list[int]]:
+    model.eval()
+    with torch.no_grad():
+        return batch_losses(model, loader)
+
+
+def expect_modes(model: nn.Module, training: bool, *, call: str, cause: str) -> None:
+    modes = {name or "model": m.training for name, m in model.named_modules()}
+    if any(mode != training for mode in modes.values()):
+        fail(
+            f"Called {call}.\nAfterwards the modules' training flags are {modes}; "
+            f"expected all {training}.\nLikely cause: {cause}"
+        )
+
+
+def expect_forwards_in_eval_mode(probe: Probe, *, call: str) -> None:
+    if not probe.forwards:
+        fail(f"Called {call}.\nThe model never ran.")
+    if any(training for _, training, _ in probe.forwards):
+        fail(
+            f"Called {call}.\nThe model ran in training mode (model.training was True), so dropout "
+            "dropped units and batch norm used batch statistics.\nLikely cause: call model.eval() "
+            "before the evaluation loop."
+        )
+
+
+@exercise("evaluate")
+def test_evaluate_switches_dropout_off_and_restores_training_mode():
+    x, y = regression_data(5, 11)
+    loader = DataLoader(TensorDataset(x, y), batch_size=4)
+    losses, sizes = eval_reference(dropout_net(5), loader)
+    model = dropout_net(5).train()
+    probe = Probe(model)
+    call = "evaluate(model with Dropout(0.5), in training mode, nn.MSELoss(), DataLoader of 11 samples)"
+    got = expect_float(tl.evaluate(model, mse, loader), call=call)
+    expect_forwards_in_eval_mode(probe, call=call)
+    expect_close(
+        got, per_sample_mean(losses, sizes), call=call, rtol=1e-5, mistakes=mean_mistakes(losses, sizes)
+    )
+    expect_modes(
+        model,
+        True,
+        call=call,
+        cause="model.eval() was never undone. Remember `was_training = model.training` and "
+        "call model.train(was_training) at the end, or training goes on without dropout.",
+    )
+
+
+@exercise("evaluate")
+def test_evaluate_leaves_a_model_in_eval_mode_in_eval_mode():
+    model = dropout_net(6).eval()
+    call = "evaluate(model already in eval mode, nn.MSELoss(), loader)"
+    tl.evaluate(model, mse, DataLoader(TensorDataset(*regression_data(6, 6)), batch_size=3))
+    expect_modes(
+        model,
+        False,
+        call=call,
+        cause="evaluate() switched the model to training mode at the end; restore the previous "
+        "mode (model.train(was_training)), do not assume it was training.",
+    )
+
+
+@exercise("evaluate")
+def test_evaluate_builds_no_graph_and_leaves_gradients_alone():
+    model = simple_net(7)
+    leave_old_gradients(model, 7)
+    grads_before = [p.grad.clone() for p in model.parameters()]
+    probe = Probe(model)
+    losses = []
+
+    def recording_mse(output, target):
+        losses.append(loss := mse(output, target))
+        return loss
+
+    call = "evaluate(SimpleNet, loss_fn, DataLoader of 8 samples, batch_size=3)"
+    tl.evaluate(model, recording_mse, DataLoader(TensorDataset(*regression_data(7, 8)), batch_size=3))
+    tracked = [show(loss) for loss in losses if loss.grad_fn is not None]
+    if any(grad_enabled for _, _, grad_enabled in probe.forwards) or tracked:
+        fail(
+            f"Called {call}.\nThe validation forward passes ran with autograd recording "
+            f"(the losses came back as {tracked}), building a graph nobody will use.\n"
+            "Likely cause: wrap the evaluation loop in torch.no_grad(); model.eval() alone does not "
+            "stop autograd, it only changes layers like dropout and batch norm."
+        )
+    if any(
+        p.grad is None or not torch.equal(p.grad, g)
+        for p, g in zip(model.parameters(), grads_before, strict=True)
+    ):
+        fail(f"Called {call}.\nThe parameters' .grad changed: evaluation must not call backward().")
+
+
+@exercise("evaluate")
+def test_evaluate_keeps_batch_norm_running_statistics():
+    model = seeded(nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Linear(4, 1)), 8)
+    with torch.no_grad():
+        model(3 * torch.randn(16, 2, generator=torch.Generator().manual_seed(8)) + 1)  # some running stats
+    stats = [model[1].running_mean.clone(), model[1].running_var.clone()]
+    loader = DataLoader(TensorDataset(*regression_data(8, 12)), batch_size=5)  # batches of 5, 5, 2
+    losses, sizes = eval_reference(copy.deepcopy(model), loader)
+    probe = Probe(model)
+    call = "evaluate(model with BatchNorm1d, in training mode, nn.MSELoss(), DataLoader of 12 samples)"
+    got = expect_float(tl.evaluate(model, mse, loader), call=call)
+    expect_forwards_in_eval_mode(probe, call=call)
+    for name, before, after in zip(
+        ("running_mean", "running_var"), stats, (model[1].running_mean, model[1].running_var), strict=True
+    ):
+        expect_tensor_close(
+            after,
+            before,
+            call=f"{call}; BatchNorm1d.{name} afterwards",
+            note="Evaluation must not change it.",
+        )
+    expect_close(
+        got, per_sample_mean(losses, sizes), call=call, rtol=1e-5, mistakes=mean_mistakes(losses, sizes)
+    )
+
+
+@exercise("evaluate")
+@given(seed=seeds, n=st.integers(1, 13), batch_size=st.integers(1, 5))
+def test_evaluate_returns_the_mean_loss_per_sample(seed, n, batch_size):
+    loader = DataLoader(TensorDataset(*regression_data(seed, n)), batch_size=batch_size)
+    losses, sizes = eval_reference(simple_net(seed), loader)
+    call = f"evaluate(SimpleNet, nn.MSELoss(), DataLoader of {n} samples, batch_size={batch_size})"
+    got = expect_float(tl.evaluate(simple_net(seed), mse, loader), call=call)
+    expect_close(
+        got,
+        per_sample_mean(losses, sizes),
+        call=call,
+        rtol=1e-5,
+        mistakes=mean_mistakes(losses, sizes),
+        note=f"The batches had sizes {sizes} and losses {show(losses)}.",
+    )
+
+
+# --- fit ----------------------------------------------------------------------------------------------
+
+XOR_INPUTS = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+XOR_TARGETS = torch.tensor([[0.0], [1.0], [1.0], [0.0]])
+
+
+def reference_history(seed: int, x, y, steps: int) -> list[float]:
+    """The losses of `steps` correct SGD(lr=0.1) steps, written out by hand (no optimizer to import)."""
+    model, losses = linear_model(seed), []
+    for _ in range(steps):
+        loss = mse(model(x), y)
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        with torch.no_grad():
+            for p, g in zip(model.parameters(), grads, strict=True):
+                p.add_(g, alpha=-0.1)
+        losses.append(loss.item())
+    return losses
+
+
+def linear_model(seed: int) -> nn.Module:
+    return seeded(nn.Linear(2, 1), seed)
+
+
+def float_list(values, *, call: str) -> list[float]:
+    if not isinstance(values, list):
+        fail(f"Called {call}.\nIt returned {show(values)}; return the list of losses, one float per step.")
+    return [expect_float(v, call=call) for v in values]
+
+
+@exercise("fit")
+def test_fit_solves_xor_within_the_step_budget():
+    model = seeded(nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1)), 0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    probe = Probe(model, optimizer)
+    call = (
+        "fit(2-8-1 Tanh net, nn.MSELoss(), Adam(lr=0.1), XOR inputs, XOR targets, "
+        "threshold=0.01, max_steps=200)"
+    )
+    losses = float_list(tl.fit(model, mse, optimizer, XOR_INPUTS, XOR_TARGETS, 0.01, 200), call=call)
+    if len(probe.steps) == len(losses) + 1:
+        fail(
+            f"Called {call}.\noptimizer.step() ran {len(probe.steps)} times, but {len(losses)} losses came "
+            "back.\nLikely cause: the loss that went below the threshold is missing: append it "
+            "before you stop."
+        )
+    probe.expect_steps(len(losses), call=call, why="Record one loss per training step.")
+    below = [i for i, loss in enumerate(losses) if loss < 0.01]
+    if not below:
+        fail(
+            f"Called {call}.\nAfter {len(losses)} steps the losses ended with {show(losses[-3:])}, never "
+            "below 0.01; a correct loop gets there in about 40 steps. Is every step a full training step?"
+        )
+    if below[0] != len(losses) - 1:
+        fail(
+            f"Called {call}.\nThe loss was below 0.01 after step {below[0] + 1}, "
+            f"yet {len(losses)} steps ran.\n"
+            "Likely cause: you kept training after the first loss below the threshold; stop right there."
+        )
+    predictions = (model(XOR_INPUTS) > 0.5).float()
+    if not torch.equal(predictions, XOR_TARGETS):
+        fail(
+            f"Called {call}.\nThe trained model predicts {predictions.flatten().tolist()} for XOR, "
+            "not [0, 1, 1, 0]."
+        )
+
+
+@exercise("fit")
+@given(seed=seeds, n=st.integers(4, 10), first_below=st.integers(1, 12))
+def test_fit_stops_at_the_first_loss_below_the_threshold(seed, n, first_below):
+    x, y = regression_data(seed, n)
+    full = reference_history(seed, x, y, 15)
+    # A threshold halfway between two consecutive losses of a correct run: a clear margin either side.
+    threshold = (full[first_below] + full[first_below - 1]) / 2
+    below = [i for i, loss in enumerate(full) if loss < threshold]
+    expected = full[: below[0] + 1] if below else full
+    call = (
+        f"fit(nn.Linear(2, 1), nn.MSELoss(), SGD(lr=0.1), {n} samples, "
+        f"threshold={threshold:.6g}, max_steps=15)"
+    )
+    model = linear_model(seed)
+    got = tl.fit(model, mse, torch.optim.SGD(model.parameters(), lr=0.1), x, y, threshold, 15)
+    got = float_list(got, call=call)
+    expect_close(
+        got,
+        expected,
+        call=call,
+        rtol=1e-5,
+        mistakes=[
+            ("you kept training after the first loss below the threshold; stop right there", full),
+            ("the loss that went below the threshold is missing: append it before you stop", expected[:-1]),
+            (
+                "you took one step too many after the first loss below the threshold",
+                full[: len(expected) + 1],
+            ),
+        ],
+        note=f"A correct run's losses: {show(full)}.",
+    )
+
+
+@exercise("fit")
+@given(seed=seeds, max_steps=st.integers(0, 8))
+def test_fit_spends_at_most_max_steps(seed, max_steps):
+    x, y = regression_data(seed, 6)
+    model = linear_model(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = Probe(model, optimizer)
+    call = f"fit(nn.Linear(2, 1), nn.MSELoss(), SGD, 6 samples, threshold=0.0, max_steps={max_steps})"
+    got = tl.fit(model, mse, optimizer, x, y, 0.0, max_steps)  # an MSE of noisy data is never below 0
+    probe.expect_steps(
+        max_steps,
+        call=call,
+        why="The threshold is never reached, so fit() spends exactly its budget: "
+        "max_steps steps, counting from 1 (for _ in range(max_steps)).",
+    )
+    expect_floats(got, max_steps, call=call)
+
+
+# --- accumulated_step ---------------------------------------------------------------------------------
+
+
+def part_gradients(seed: int, x, y, micro_batches: int) -> list[list[torch.Tensor]]:
+    """Each micro-batch's own mean-loss gradient."""
+    model = simple_net(seed)
+    return [
+        list(torch.autograd.grad(mse(model(xs), ys), list(model.parameters())))
+        for xs, ys in zip(
+            torch.tensor_split(x, micro_batches), torch.tensor_split(y, micro_batches), strict=True
+        )
+    ]
+
+
+def check_accumulated_step(seed: int, n: int, micro_batches: int) -> None:
+    x, y = regression_data(seed, n)
+    model = simple_net(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    leave_old_gradients(model, seed)
+    probe = Probe(model, optimizer)
+    call = (
+        f"accumulated_step(SimpleNet, nn.MSELoss(), SGD(lr=0.1), a batch of {n}, "
+        f"micro_batches={micro_batches})"
+    )
+    loss = expect_float(tl.accumulated_step(model, mse, optimizer, x, y, micro_batches), call=call)
+    expected_loss, expected_grads, expected_params = reference_step(
+        simple_net(seed), OPTIMIZERS["SGD(lr=0.1)"], x, y
+    )
+    parts = part_gradients(seed, x, y, micro_batches)
+    shares = [len(xs) / n for xs in torch.tensor_split(x, micro_batches)]
+    probe.expect_steps(
+        1,
+        call=call,
+        why="Likely cause: you called step() once per micro-batch. Accumulate the gradients of all "
+        "micro-batches (backward() adds into .grad), then step once for the whole batch.",
+    )
+    used = probe.expect_clean_step(0, call=call)
+    sizes = [size for size, _, _ in probe.forwards]
+    expected_sizes = [len(xs) for xs in torch.tensor_split(x, micro_batches)]
+    if sizes != expected_sizes:
+        fail(
+            f"Called {call}.\nThe model ran on batches of sizes {sizes}; expected {expected_sizes}, "
+            "the parts torch.tensor_split(inputs, micro_batches) makes.\n"
+            + (
+                "Likely cause: you ran the whole batch at once. Accumulation runs one forward and "
+                "backward per micro-batch, so memory holds one micro-batch's activations at a time."
+                if sizes == [n]
+                else ""
+            )
+        )
+
+    def combine(weights):
+        return [
+            sum(w * part[i] for w, part in zip(weights, parts, strict=True)) for i in range(len(parts[0]))
+        ]
+
+    expect_grads(
+        used,
+        expected_grads,
+        call=call,
+        mistakes=[
+            (
+                "you summed the micro-batch losses without scaling them; multiply each "
+                "micro-batch's mean loss by its share of the batch, len(part) / len(inputs)",
+                combine([1.0] * micro_batches),
+            ),
+            (
+                "you divided each loss by the number of micro-batches; the parts differ in size, so "
+                "scale each by its share of the batch, len(part) / len(inputs)",
+                combine([1.0 / micro_batches] * micro_batches),
+            ),
+            (
+                "only the last micro-batch's gradient reached step(): zero_grad() inside the loop "
+                "wipes what earlier micro-batches accumulated; zero once, before the loop",
+                combine([0.0] * (micro_batches - 1) + [shares[-1]]),
+            ),
+        ],
+    )
+    expect_params(model, expected_params, call=call)
+    expect_close(loss, expected_loss, call=call, rtol=1e-5, note="Return the loss of the whole batch.")
+
+
+@exercise("accumulated_step")
+def test_accumulated_step_over_uneven_parts_equals_one_big_batch():
+    check_accumulated_step(seed=9, n=7, micro_batches=3)  # parts of 3, 2 and 2 samples
+
+
+@exercise("accumulated_step")
+@given(seed=seeds, data=st.data())
+def test_accumulated_step_equals_one_big_batch_for_random_splits(seed, data):
+    n = data.draw(st.integers(1, 12), label="n")
+    check_accumulated_step(seed, n, data.draw(st.integers(1, n), label="micro_batches"))
+
+
+@exercise("accumulated_step")
+def test_accumulated_step_runs_one_backward_per_micro_batch():
+    model = simple_net(10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = Probe(model, optimizer)
+    call = "accumulated_step(SimpleNet, nn.MSELoss(), SGD, a batch of 8, micro_batches=4)"
+    tl.accumulated_step(model, mse, optimizer, *regression_data(10, 8), 4)
+    if probe.log != ["backward"] * 4 + ["step"]:
+        backwards, steps = probe.log.count("backward"), probe.log.count("step")
+        if steps > 1:
+            cause = (
+                "you called step() once per micro-batch. Accumulate the gradients of all micro-batches "
+                "first (each: forward, loss / micro_batches, backward), then call step() once."
+            )
+        elif backwards == 1:
+            cause = (
+                "you ran the whole batch at once: one backward(). Split it into micro_batches chunks "
+                "(x.chunk(micro_batches)) and run forward and backward on each."
+            )
+        else:
+            cause = "accumulate first (each micro-batch: forward, scaled loss, backward), step last."
+        fail(
+            f"Called {call}.\nThe backward passes and steps came in the order {probe.log}; expected "
+            f"4 backward() calls, one per micro-batch, then one step().\nLikely cause: {cause}"
+        )
+
+
+# --- clipped_step -----------------------------------------------------------------------------------
+
+
+def check_clipped_step(seed: int, n: int, max_norm: float, scale: float) -> None:
+    x, y = regression_data(seed, n)
+    y = y * scale  # large targets, large gradients
+    model = simple_net(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    leave_old_gradients(model, seed)
+    probe = Probe(model, optimizer)
+    call = f"clipped_step(SimpleNet, nn.MSELoss(), SGD, a batch of {n}, max_norm={max_norm:g})"
+    got = expect_float(tl.clipped_step(model, mse, optimizer, x, y, max_norm), call=call)
+    reference = simple_net(seed)
+    grads = list(torch.autograd.grad(mse(reference(x), y), list(reference.parameters())))
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item()
+    factor = min(1.0, max_norm / (norm + 1e-6))  # clip_grad_norm_'s own rule
+    probe.expect_steps(1, call=call, why="One training step calls optimizer.step() once.")
+    used = probe.expect_clean_step(0, call=call)
+    used_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in used])).item()
+    expect_grads(
+        used,
+        [g * factor for g in grads],
+        call=call,
+        mistakes=[
+            (
+                "step() used the unclipped gradient: did you clip after step()? Call "
+                "clip_grad_norm_(model.parameters(), max_norm) between backward() and step()",
+                grads,
+            ),
+            (
+                "clip_grad_value_ clamps each entry and changes the gradient's direction; "
+                "clip_grad_norm_ rescales the whole gradient",
+                [g.clamp(-max_norm, max_norm) for g in grads],
+            ),
+            (
+                "you clipped each parameter's gradient on its own; clip_grad_norm_ takes all the "
+                "parameters at once and limits their total norm",
+                [g * min(1.0, max_norm / (torch.linalg.vector_norm(g).item() + 1e-6)) for g in grads],
+            ),
+            (
+                "you rescaled the gradient to max_norm even though it was smaller; clipping only "
+                "shrinks gradients that are too large",
+                [g * max_norm / norm for g in grads],
+            ),
+        ],
+        note=f"The gradient's total norm was {norm:.6g} and step() saw {used_norm:.6g}; "
+        f"with max_norm={max_norm:g} it should see {norm * factor:.6g}.",
+    )
+    expect_close(
+        got,
+        norm,
+        call=call,
+        rtol=1e-5,
+        mistakes=[
+            (
+                "you returned the norm after clipping; return what clip_grad_norm_ returns, the norm before",
+                norm * factor,
+            ),
+        ],
+        note="Return the gradient's total norm before clipping, as clip_grad_norm_ returns it.",
+    )
+
+
+@exercise("clipped_step")
+def test_clipped_step_limits_a_large_gradient_before_the_step():
+    check_clipped_step(seed=11, n=6, max_norm=1.0, scale=50.0)
+
+
+@exercise("clipped_step")
+def test_clipped_step_leaves_a_small_gradient_unchanged():
+    check_clipped_step(seed=12, n=6, max_norm=1000.0, scale=1.0)
+
+
+@exercise("clipped_step")
+@given(seed=seeds, n=st.integers(1, 8), max_norm=st.floats(0.01, 5.0), scale=st.sampled_from([1.0, 10.0]))
+def test_clipped_step_for_random_batches_and_limits(seed, n, max_norm, scale):
+    check_clipped_step(seed, n, max_norm, scale)
+
+
+# --- train_with_early_stopping ---------------------------------------------------------------------
+
+
+def stopping_run(
+    losses, max_epochs, patience, *, late=0, reset=True, ties=False, against_previous=False, use_patience=None
+):
+    """(epochs run, best epoch, best loss) of early stopping, or of a known wrong variant of it."""
+    patience = patience if use_patience is None else use_patience
+    best_epoch, best, waited, previous = -1, math.inf, 0, math.inf
+    for epoch in range(max_epochs):
+        loss = losses[epoch]
+        new_best = loss <= best if ties else loss < best
+        if new_best:
+            best_epoch, best = epoch, loss
+        improved = loss < previous if against_previous else new_best
+        if not improved:
+            waited += 1
+        elif reset:
+            waited = 0
+        previous = loss
+        if waited >= patience + late:
+            return epoch + 1, best_epoch, best
+    return max_epochs, best_epoch, best
+
+
+STOPPING_MISTAKES = {
+    "stopped one epoch late: stop as soon as `patience` epochs in a row brought no improvement "
+    "(waited >= patience)": {"late": 1},
+    "the patience counter was not reset when the loss improved; set it back to 0 on every new best": {
+        "reset": False
+    },
+    "a loss equal to the best is not an improvement: compare with <, so the best epoch is the "
+    "first one to reach the lowest loss": {"ties": True},
+    "you compared each loss with the previous epoch's; compare with the best loss so far": {
+        "against_previous": True
+    },
+    "patience was ignored: the run stopped at the first epoch without improvement. Count the epochs "
+    "without improvement and stop only when that count reaches `patience`": {"use_patience": 1},
+    "the run never stopped early: nothing ended the loop when `patience` epochs in a row brought no "
+    "improvement. Count them, and break once the count reaches patience": {"use_patience": math.inf},
+}
+
+
+class EpochSpy:
+    """Plays the validation losses of a run, one per epoch, and records which epochs ran."""
+
+    def __init__(self, losses):
+        self.losses, self.epochs = list(losses), []
+
+    def __call__(self, epoch):
+        self.epochs.append(epoch)
+        if len(self.epochs) > len(self.losses):
+            fail(
+                f"run_epoch was called {len(self.epochs)} times, more than max_epochs = {len(self.losses)}.\n"
+                "Likely cause: loop over range(max_epochs), so the budget ends the run."
+            )
+        return self.losses[len(self.epochs) - 1]
+
+
+def check_early_stopping(losses, patience, max_epochs=None) -> None:
+    max_epochs = len(losses) if max_epochs is None else max_epochs
+    losses = losses[:max_epochs]
+    call = (
+        f"train_with_early_stopping(run_epoch, max_epochs={max_epochs}, patience={patience}) "
+        f"with validation losses {losses}"
+    )
+    spy = EpochSpy(losses)
+    got = tl.train_with_early_stopping(spy, max_epochs, patience)
+    ran, best_epoch, best_loss = stopping_run(losses, max_epochs, patience)
+    if spy.epochs != list(range(len(spy.epochs))):
+        fail(
+            f"Called {call}.\nrun_epoch was called with epochs {spy.epochs}; expected 0, 1, 2, ... in order."
+        )
+    got_ran = len(spy.epochs)
+    if not isinstance(got, tuple) or len(got) != 2 or not isinstance(got[0], int):
+        fail(
+            f"Called {call}.\nIt returned {show(got)}; return the pair (best_epoch, best_loss), "
+            "an int and a float."
+        )
+    got = (got[0], expect_float(got[1], call=call))
+    if (got_ran, *got) == (ran, best_epoch, best_loss):
+        return
+    causes = [
+        cause
+        for cause, variant in STOPPING_MISTAKES.items()
+        if (got_ran, *got) == stopping_run(losses, max_epochs, patience, **variant)
+    ]
+    fail(
+        f"Called {call}.\nIt ran {got_ran} epoch(s) and returned {got!r}; expected it to run {ran} epoch(s) "
+        f"and return ({best_epoch}, {best_loss!r}).\n"
+        + "".join(f"Likely cause: {cause}\n" for cause in causes)
+    )
+
+
+@exercise("train_with_early_stopping")
+def test_early_stopping_with_patience_2():
+    check_early_stopping([1.0, 0.8, 0.9, 0.7, 0.75, 0.72, 0.74, 0.6, 0.5], patience=2)
+
+
+@exercise("train_with_early_stopping")
+def test_early_stopping_runs_every_epoch_while_the_loss_improves():
+    check_early_stopping([5.0, 4.0, 3.0, 2.5, 2.4], patience=1)
+
+
+@exercise("train_with_early_stopping")
+def test_early_stopping_does_not_count_a_tie_as_an_improvement():
+    check_early_stopping([3.0, 2.0, 2.0, 2.5, 2.0], patience=2)
+
+
+@exercise("train_with_early_stopping")
+@given(
+    losses=st.lists(st.sampled_from([1.0, 2.0, 3.0, 4.0, 5.0]), min_size=1, max_size=14),
+    patience=st.integers(1, 4),
+    cut=st.integers(0, 3),
+)
+def test_early_stopping_for_random_validation_curves(losses, patience, cut):
+    # Values from a small set make plateaus and ties; `cut` sometimes ends the budget early.
+    check_early_stopping(losses, patience, max_epochs=max(1, len(losses) - cut))
+
+
+# --- seeded_losses ----------------------------------------------------------------------------------
+
+
+class RecordingDataset(Dataset):
+    """Ten samples of a small regression problem; remembers the order it was read in."""
+
+    def __init__(self):
+        self.x, self.y = regression_data(13, 10)
+        self.reads: list[int] = []
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, index):
+        self.reads.append(int(index))
+        return self.x[index], self.y[index]
+
+
+class ModelFactory:
+    """make_model for seeded_losses: a small net with dropout; checks the global RNG when called."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.freshly_seeded: list[bool] = []
+
+    def __call__(self) -> nn.Module:
+        fresh = torch.Generator().manual_seed(self.seed).get_state()
+        self.freshly_seeded.append(torch.equal(torch.get_rng_state(), fresh))
+        return nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Dropout(0.3), nn.Linear(6, 1))
+
+    def expect_seeded(self, *, call: str) -> None:
+        if self.freshly_seeded != [True]:
+            fail(
+                f"Called {call}.\nWhen make_model() ran, the global random generator was not freshly "
+                f"seeded with {self.seed}, so the initial weights (and the dropout masks after them) "
+                "depend on whatever ran before.\nLikely cause: call torch.manual_seed(seed) at the start "
+                "of every run, before make_model(); seeding once elsewhere is not enough."
+            )
+
+
+def run_seeded(seed: int, epochs: int = 2, batch_size: int = 4) -> tuple[list[float], list[int]]:
+    dataset, factory = RecordingDataset(), ModelFactory(seed)
+    call = (
+        f"seeded_losses(seed={seed}, make_model, dataset of 10, epochs={epochs}, "
+        f"batch_size={batch_size}, lr=0.1)"
+    )
+    losses = tl.seeded_losses(seed, factory, dataset, epochs, batch_size, 0.1)
+    expect_floats(losses, epochs * math.ceil(10 / batch_size), call=call)
+    factory.expect_seeded(call=call)
+    return losses, dataset.reads
+
+
+@exercise("seeded_losses")
+def test_seeded_losses_repeat_bit_for_bit_with_the_same_seed():
+    torch.rand(3)  # whatever ran before must not matter
+    first, _ = run_seeded(21)
+    torch.rand(5)
+    second, _ = run_seeded(21)
+    if first != second:
+        fail(
+            "Called seeded_losses(seed=21, ...) twice.\nThe losses differ:\n"
+            f"  first:  {first}\n  second: {second}\nThe same seed must give the same losses, bit for bit."
+        )
+
+
+@exercise("seeded_losses")
+def test_seeded_losses_differ_between_seeds():
+    runs = {seed: run_seeded(seed, epochs=1)[0] for seed in (0, 1, 7)}
+    if len({tuple(losses) for losses in runs.values()}) < len(runs):
+        fail(
+            f"Called seeded_losses with seeds 0, 1 and 7 (one epoch each).\nThe losses were {runs}: "
+            "different seeds gave the same run.\nLikely cause: the function ignores the seed; use it "
+            "for torch.manual_seed and for the DataLoader's generator."
+        )
+
+
+@exercise("seeded_losses")
+def test_seeded_losses_shuffle_with_their_own_seeded_generator():
+    _, reads = run_seeded(22)
+    order = DataLoader(range(10), batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(22))
+    expected = [int(i) for _ in range(2) for batch in order for i in batch]
+    if reads != expected:
+        fail(
+            "Called seeded_losses(seed=22, make_model, dataset of 10, epochs=2, batch_size=4, lr=0.1).\n"
+            f"The dataset was read in the order {reads};\nexpected {expected}, the order of "
+            "DataLoader(dataset, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(22)).\n"
+            + (
+                "Likely cause: the data was not shuffled: pass shuffle=True."
+                if reads == list(range(10)) * 2
+                else "Likely cause: give the DataLoader its own generator seeded with the seed, so the "
+                "order depends on the seed alone and not on the global random state."
+            )
+        )
+
+
+@exercise("seeded_losses")
+def test_seeded_losses_match_a_reference_run():
+    got, _ = run_seeded(23)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(23)
+        model = ModelFactory(23)().train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        generator = torch.Generator().manual_seed(23)
+        loader = DataLoader(RecordingDataset(), batch_size=4, shuffle=True, generator=generator)
+        expected = [loss for _ in range(2) for loss in batch_losses(model, loader, lambda _: optimizer)[0]]
+    expect_close(
+        got,
+        expected,
+        call="seeded_losses(seed=23, make_model, dataset of 10, epochs=2, batch_size=4, lr=0.1)",
+        rtol=1e-5,
+        note="The reference: torch.manual_seed(seed); model = make_model(); SGD(lr); nn.MSELoss(); "
+        "a shuffling DataLoader with generator=torch.Generator().manual_seed(seed); model.train(); "
+        "one training step per batch.",
+    )

@@ -1,0 +1,1432 @@
+"""Kata 13: capstone, two spirals end to end. Read a test's name for the behaviour, its body for the call.
+
+The training tests use tiny models and a few dozen points, so they run in a blink; only the
+run_experiment tests train the real model, once, shared through a fixture. Files live in
+pytest's tmp_path. A resumed run is compared with torch.equal: it must repeat the
+uninterrupted run bit for bit.
+"""
+
+import io
+import math
+import os
+from types import SimpleNamespace
+
+import capstone as cap
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from katas._harness.testing import expect_close, expect_float, expect_tensor_close, fail, show
+
+exercise = pytest.mark.exercise
+
+seeds = st.integers(0, 2**16)
+
+
+def first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0]
+
+
+HARD_CODED_CUDA = (
+    "a hard-coded device ('cuda'): this machine has no GPU. Take the device from the model, "
+    "device = next(model.parameters()).device, and move each batch there with .to(device)"
+)
+
+
+def on_any_machine(fn, *args, call: str):
+    """Call fn(*args); an error from asking for a GPU this machine lacks names the hard-coded device."""
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise
+    except (AssertionError, RuntimeError) as err:
+        if "cuda" not in str(err).lower():
+            raise
+        error = err
+    fail(
+        f"Called {call}.\nIt raised {type(error).__name__}: {first_line(error)}\n"
+        f"Likely cause: {HARD_CODED_CUDA}."
+    )
+
+
+# --- make_spirals ---------------------------------------------------------------------------------
+
+
+def arm_residual(points: torch.Tensor, phase: torch.Tensor, turns: float) -> torch.Tensor:
+    """How far (in radians, wrapped to (-pi, pi]) each point's angle is from its arm's angle."""
+    p = points.detach().double()
+    radius = p.norm(dim=1)
+    residual = torch.atan2(p[:, 1], p[:, 0]) - 2 * math.pi * turns * radius - phase.double()
+    return torch.remainder(residual + math.pi, 2 * math.pi) - math.pi
+
+
+def expect_spiral_shapes(points, labels, n: int, *, call: str) -> None:
+    if not (isinstance(points, torch.Tensor) and isinstance(labels, torch.Tensor)):
+        fail(f"Called {call}.\nIt gave {show(points)} and {show(labels)}; two tensors are asked for.")
+    if tuple(points.shape) != (2 * n, 2) or points.dtype != torch.float32:
+        fail(
+            f"Called {call}.\nThe points are {tuple(points.shape)} {points.dtype}; the tests expected "
+            f"({2 * n}, 2) torch.float32: one row (x, y) per point, both classes stacked."
+        )
+    expected = torch.arange(2).repeat_interleave(n)
+    if labels.dtype != torch.int64:
+        fail(
+            f"Called {call}.\nThe labels are {labels.dtype}; F.cross_entropy wants int64 class indices "
+            "(torch.long), 0 and 1."
+        )
+    if tuple(labels.shape) != (2 * n,) or not torch.equal(labels, expected):
+        counts = [int((labels == k).sum()) for k in (0, 1)]
+        cause = (
+            f"the labels are not balanced ({counts[0]} zeros, {counts[1]} ones): each class has exactly "
+            "n_per_class points, so label them with torch.arange(2).repeat_interleave(n_per_class)"
+            if counts != [n, n]
+            else "the rows are out of order: all of class 0 first, then all of class 1"
+        )
+        fail(
+            f"Called {call}.\nThe labels are {show(labels)}; the tests expected {n} zeros then {n} ones.\n"
+            f"Likely cause: {cause}."
+        )
+
+
+def expect_on_the_arms(points, labels, turns: float, *, call: str) -> None:
+    """Noise-free points: radius in [0.2, 1), angle 2*pi*turns*r + pi*label."""
+    radius = points.detach().double().norm(dim=1)
+    if radius.min() < 0.2 - 1e-5 or radius.max() > 1 + 1e-5:
+        fail(
+            f"Called {call}.\nThe radii run from {radius.min():.4f} to {radius.max():.4f}; with noise=0 "
+            "they should lie in [0.2, 1).\nLikely cause: draw r = 0.2 + 0.8 * torch.rand(..., "
+            "generator=generator) and place the point at r * (cos a, sin a)."
+        )
+    if len(radius) >= 20 and radius.max() - radius.min() < 0.4:
+        fail(
+            f"Called {call}.\nEvery radius is between {radius.min():.4f} and {radius.max():.4f}: "
+            "the points sit on a ring, not along a spiral. Draw each radius uniformly in [0.2, 1)."
+        )
+    # float32 coordinates: the recovered angle is good to ~1e-5 rad; a wrong arm is off by ~pi.
+    tolerance = 1e-3
+    own = arm_residual(points, math.pi * labels, turns).abs()
+    if own.max() <= tolerance:
+        return
+    ones = labels == 1
+    same_phase = arm_residual(points[ones], torch.zeros(int(ones.sum())), turns).abs()
+    class0_fine = own[~ones].max() <= tolerance if (~ones).any() else True
+    if class0_fine and len(same_phase) and same_phase.max() <= tolerance:
+        fail(
+            f"Called {call}.\nThe points of class 1 lie on class 0's arm: both spirals have the same "
+            "phase, so they coincide instead of interleaving.\nLikely cause: add pi * label to the "
+            "angle: class 1 is class 0 turned by half a turn."
+        )
+    i = int(own.argmax())
+    r = float(radius[i])
+    expected_angle = 2 * math.pi * turns * r + math.pi * int(labels[i])
+    fail(
+        f"Called {call}.\nPoint {i}, {show(points[i])} with label {int(labels[i])}, is not on its arm: at "
+        f"radius r = {r:.4f} the angle should be 2*pi*turns*r + pi*label = {expected_angle:.4f} "
+        "(modulo 2*pi).\nLikely cause: the angle must grow with the radius; check the formula "
+        "(and use radians)."
+    )
+
+
+@exercise("make_spirals")
+def test_make_spirals_labels_n_points_of_each_class():
+    call = "make_spirals(3, noise=0.0, generator=torch.Generator().manual_seed(0))"
+    points, labels = cap.make_spirals(3, 0.0, torch.Generator().manual_seed(0))
+    expect_spiral_shapes(points, labels, 3, call=call)
+    call = "make_spirals(50, noise=0.1, generator=torch.Generator().manual_seed(1))"
+    points, labels = cap.make_spirals(50, 0.1, torch.Generator().manual_seed(1))
+    expect_spiral_shapes(points, labels, 50, call=call)
+
+
+@exercise("make_spirals")
+@given(n=st.integers(1, 40), turns=st.floats(0.5, 2.0), seed=seeds)
+def test_make_spirals_puts_each_class_on_its_own_arm(n, turns, seed):
+    call = f"make_spirals({n}, noise=0.0, generator=torch.Generator().manual_seed({seed}), turns={turns})"
+    points, labels = cap.make_spirals(n, 0.0, torch.Generator().manual_seed(seed), turns=turns)
+    expect_spiral_shapes(points, labels, n, call=call)
+    expect_on_the_arms(points, labels, turns, call=call)
+
+
+def distance_to_arms(points, labels, turns: float) -> torch.Tensor:
+    """Each point's distance to the nearest point of its own noise-free arm."""
+    radius = torch.linspace(0.2, 1.0, 4001, dtype=torch.float64)
+    distances = torch.empty(len(points), dtype=torch.float64)
+    for k in (0, 1):
+        angle = 2 * math.pi * turns * radius + math.pi * k
+        arm = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)
+        mine = labels == k
+        distances[mine] = torch.cdist(points[mine].double(), arm).min(dim=1).values
+    return distances
+
+
+@exercise("make_spirals")
+@pytest.mark.parametrize("noise", [0.02, 0.1])
+def test_make_spirals_scatters_the_points_by_the_noise(noise):
+    n = 300
+    call = f"make_spirals({n}, noise={noise}, generator=torch.Generator().manual_seed(0))"
+    points, labels = cap.make_spirals(n, noise, torch.Generator().manual_seed(0))
+    expect_spiral_shapes(points, labels, n, call=call)
+    # Gaussian noise of std `noise` per coordinate moves a point off its arm by about `noise`.
+    rms = distance_to_arms(points, labels, 1.25).square().mean().sqrt().item()
+    if not 0.5 * noise <= rms <= 1.5 * noise:
+        nearest = torch.minimum(
+            distance_to_arms(points, torch.zeros_like(labels), 1.25),
+            distance_to_arms(points, torch.ones_like(labels), 1.25),
+        )
+        if rms < 0.1 * noise:
+            cause = "the noise is missing: add noise * torch.randn(points.shape, generator=generator)"
+        elif 0.5 * noise <= nearest.square().mean().sqrt().item() <= 1.5 * noise:
+            cause = (
+                "the points lie on a spiral arm, but not all on their own class's: class c's arm is "
+                "turned by pi * c (both classes on one arm, or labels that do not match the rows)"
+            )
+        else:
+            cause = (
+                "scale a standard normal draw, noise * torch.randn(..., generator=generator): "
+                "noise is the standard deviation of each coordinate's offset"
+            )
+        fail(
+            f"Called {call}.\nThe points are on average {rms:.4f} away from their arm; with "
+            f"noise={noise} the tests expected about {noise}.\nLikely cause: {cause}."
+        )
+
+
+@exercise("make_spirals")
+def test_make_spirals_draws_only_from_the_given_generator():
+    call = "make_spirals(50, 0.05, torch.Generator().manual_seed(7))"
+    before = torch.get_rng_state()
+    torch.manual_seed(1)
+    first = cap.make_spirals(50, 0.05, torch.Generator().manual_seed(7))
+    torch.manual_seed(2)
+    second = cap.make_spirals(50, 0.05, torch.Generator().manual_seed(7))
+    other = cap.make_spirals(50, 0.05, torch.Generator().manual_seed(8))
+    torch.set_rng_state(before)
+    expect_spiral_shapes(*first, 50, call=call)
+    if not torch.equal(first[0], second[0]):
+        fail(
+            f"Called {call} twice, after torch.manual_seed(1) and after torch.manual_seed(2).\n"
+            "The points differ, so they depend on the global RNG.\nLikely cause: a random call "
+            "without generator=generator; pass it to torch.rand and to torch.randn."
+        )
+    if torch.equal(first[0], other[0]):
+        fail(
+            f"Called {call} and make_spirals(50, 0.05, torch.Generator().manual_seed(8)).\n"
+            "Both gave the same points: the generator's seed changes nothing.\nLikely cause: draw "
+            "from the generator passed in, not from a new one."
+        )
+
+
+# --- SpiralDataset --------------------------------------------------------------------------------
+
+
+def all_items(dataset, call: str):
+    try:
+        length = len(dataset)
+    except TypeError as err:
+        fail(f"Called len({call}).\nIt raised TypeError: {first_line(err)}\nImplement __len__.")
+    items = [dataset[i] for i in range(length)]
+    for i, item in enumerate(items):
+        if not (isinstance(item, tuple) and len(item) == 2):
+            fail(f"Called {call}[{i}].\nIt returned {show(item)}; the tests expected a (point, label) tuple.")
+        point, label = item
+        if not isinstance(point, torch.Tensor) or tuple(point.shape) != (2,) or point.dtype != torch.float32:
+            fail(
+                f"Called {call}[{i}].\nThe point is {show(point)}; "
+                "a float32 tensor of shape (2,) is asked for."
+            )
+        if not isinstance(label, torch.Tensor) or label.shape != () or label.dtype != torch.int64:
+            fail(
+                f"Called {call}[{i}].\nThe label is {show(label)}; an int64 scalar tensor is asked for "
+                "(index the int64 labels tensor: labels[i]), so that batches feed F.cross_entropy."
+            )
+    return items
+
+
+@exercise("SpiralDataset")
+@given(n=st.integers(1, 30), seed=seeds)
+def test_spiral_dataset_serves_every_point_of_both_classes(n, seed):
+    call = f"SpiralDataset(n_per_class={n}, noise=0.0, seed={seed})"
+    dataset = cap.SpiralDataset(n, 0.0, seed)
+    items = all_items(dataset, call)
+    if len(items) != 2 * n:
+        cause = (
+            "\nLikely cause: __len__ counts one class only; both classes together hold 2 * n_per_class."
+            if len(items) == n
+            else ""
+        )
+        fail(f"Called len({call}).\nIt returned {len(items)}; the tests expected {2 * n}.{cause}")
+    points = torch.stack([point for point, _ in items])
+    labels = torch.stack([label for _, label in items])
+    expect_spiral_shapes(points, labels, n, call=call)
+    expect_on_the_arms(points, labels, 1.25, call=call)
+
+
+@exercise("SpiralDataset")
+def test_spiral_dataset_depends_on_its_seed_alone():
+    call = "SpiralDataset(n_per_class=20, noise=0.1, seed=3)"
+    before = torch.get_rng_state()
+    torch.manual_seed(1)
+    first = torch.stack([p for p, _ in all_items(cap.SpiralDataset(20, 0.1, 3), call)])
+    after = torch.get_rng_state()
+    torch.manual_seed(2)
+    second = torch.stack([p for p, _ in all_items(cap.SpiralDataset(20, 0.1, 3), call)])
+    other = torch.stack([p for p, _ in all_items(cap.SpiralDataset(20, 0.1, 4), call)])
+    torch.manual_seed(1)
+    untouched = torch.equal(after, torch.get_rng_state())
+    torch.set_rng_state(before)
+    if not torch.equal(first, second):
+        fail(
+            f"Called {call} twice, after torch.manual_seed(1) and after torch.manual_seed(2).\nThe "
+            "points differ: the dataset depends on the global RNG.\nLikely cause: pass "
+            "torch.Generator().manual_seed(seed) to make_spirals."
+        )
+    if torch.equal(first, other):
+        fail(
+            f"Called {call} and SpiralDataset(20, 0.1, seed=4).\nBoth hold the same points: the seed is "
+            "ignored.\nLikely cause: seed the generator you pass to make_spirals with `seed`."
+        )
+    if not untouched:
+        fail(
+            f"Called {call}.\nAfterwards the global RNG was in another state: the dataset reseeded or "
+            "drew from it, which changes every later random draw of the program (weight init, dropout).\n"
+            "Likely cause: torch.manual_seed(seed) inside __init__; seed a torch.Generator of your own."
+        )
+
+
+@exercise("SpiralDataset")
+def test_spiral_dataset_feeds_a_dataloader():
+    call = "DataLoader(SpiralDataset(n_per_class=10, noise=0.05, seed=0), batch_size=8)"
+    loader = DataLoader(cap.SpiralDataset(10, 0.05, 0), batch_size=8)
+    batches = list(loader)
+    sizes = [len(labels) for _, labels in batches]
+    if sizes != [8, 8, 4]:
+        fail(f"Iterated {call}.\nThe batches hold {sizes} samples; the tests expected [8, 8, 4].")
+    points, labels = batches[0]
+    if tuple(points.shape) != (8, 2) or points.dtype != torch.float32 or labels.dtype != torch.int64:
+        fail(
+            f"Iterated {call}.\nThe first batch is {tuple(points.shape)} {points.dtype} points and "
+            f"{labels.dtype} labels; the tests expected (8, 2) torch.float32 and torch.int64."
+        )
+
+
+# --- split_loaders --------------------------------------------------------------------------------
+
+
+class Numbered(Dataset):
+    """Sample i is (tensor([i, -i]), tensor(i)): every sample says which one it is."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index):
+        i = int(index)
+        if not 0 <= i < self.n:
+            raise IndexError(index)
+        return torch.tensor([float(i), -float(i)]), torch.tensor(i)
+
+
+def loaders_of(result, call: str) -> tuple[DataLoader, DataLoader]:
+    if not (
+        isinstance(result, tuple) and len(result) == 2 and all(isinstance(r, DataLoader) for r in result)
+    ):
+        fail(f"Called {call}.\nIt returned {show(result)}; a tuple (train_loader, test_loader) is asked for.")
+    return result
+
+
+def ids(loader) -> list[int]:
+    return [int(i) for _, labels in loader for i in labels]
+
+
+@exercise("split_loaders")
+@given(n=st.integers(10, 60), test_fraction=st.floats(0.1, 0.6), batch_size=st.integers(1, 16), seed=seeds)
+def test_split_loaders_put_every_sample_in_exactly_one_part(n, test_fraction, batch_size, seed):
+    call = (
+        f"split_loaders(dataset of {n} samples, test_fraction={test_fraction}, "
+        f"batch_size={batch_size}, seed={seed})"
+    )
+    train_loader, test_loader = loaders_of(
+        cap.split_loaders(Numbered(n), test_fraction, batch_size, seed), call
+    )
+    train, test = ids(train_loader), ids(test_loader)
+    n_test = int(test_fraction * n)
+    both = sorted(set(train) & set(test))
+    if both:
+        fail(
+            f"Called {call}.\n{len(both)} held-out samples, {both[:8]}, are also in the training set: the "
+            "test accuracy then measures memory, not generalisation.\nLikely cause: split once, with "
+            "random_split(dataset, [n - n_test, n_test], generator=...), and build each loader on its "
+            "own part."
+        )
+    if len(test) != n_test or sorted(train + test) != list(range(n)):
+        fail(
+            f"Called {call}.\nThe test loader yields {len(test)} samples and the train loader {len(train)} "
+            f"(repeats: {len(train) - len(set(train))}); the tests expected {n_test} = int(test_fraction * "
+            f"len(dataset)) and the other {n - n_test}, every sample exactly once."
+        )
+    for name, loader in (("train", train_loader), ("test", test_loader)):
+        sizes = [len(labels) for _, labels in loader]
+        if any(size != batch_size for size in sizes[:-1]) or sizes[-1] > batch_size:
+            fail(f"Called {call}.\nThe {name} loader's batches hold {sizes}; use batch_size={batch_size}.")
+
+
+@exercise("split_loaders")
+def test_split_loaders_depend_on_the_seed_alone():
+    call = "split_loaders(dataset of 60 samples, 0.25, 8, seed=0)"
+    before = torch.get_rng_state()
+    runs = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        state = torch.get_rng_state()
+        train_loader, test_loader = loaders_of(cap.split_loaders(Numbered(60), 0.25, 8, 0), call)
+        untouched = torch.equal(torch.get_rng_state(), state)
+        runs.append((sorted(ids(test_loader)), ids(train_loader), ids(train_loader), untouched))
+    _, other_test = loaders_of(cap.split_loaders(Numbered(60), 0.25, 8, 1), call)
+    torch.set_rng_state(before)
+    (test_a, order_a, again_a, untouched), (test_b, order_b, again_b, _) = runs
+    twice = f"Called {call} twice, after torch.manual_seed(1) and after torch.manual_seed(2)."
+    if test_a != test_b:
+        fail(
+            f"{twice}\nThe held-out samples differ: the split depends on the global RNG.\nLikely cause: "
+            "random_split without a generator; pass generator=torch.Generator().manual_seed(seed)."
+        )
+    if (order_a, again_a) != (order_b, again_b):
+        fail(
+            f"{twice}\nThe split is the same, but the train loader visits the samples in another order: "
+            "its shuffling draws from the global RNG.\nLikely cause: give the train DataLoader its own "
+            "generator=torch.Generator().manual_seed(seed)."
+        )
+    if not untouched:
+        fail(
+            f"Called {call}.\nAfterwards the global RNG was in another state: split_loaders reseeded it, "
+            "which changes every later random draw of the program.\nLikely cause: torch.manual_seed(seed) "
+            "inside split_loaders; seed generators of your own instead."
+        )
+    if sorted(ids(other_test)) == test_a:
+        fail(
+            f"Called {call} and split_loaders(..., seed=1).\nBoth hold out the same samples: the seed is "
+            "ignored.\nLikely cause: seed the split's generator with `seed`."
+        )
+
+
+@exercise("split_loaders")
+def test_split_loaders_shuffle_the_train_part_every_epoch_and_never_the_test_part():
+    call = "split_loaders(dataset of 60 samples, 0.25, 8, seed=0)"
+    train_loader, test_loader = loaders_of(cap.split_loaders(Numbered(60), 0.25, 8, 0), call)
+    first, second = ids(train_loader), ids(train_loader)
+    if first == second or first == sorted(first):
+        fail(
+            f"Called {call}, then iterated the train loader twice.\nThe orders were {first[:10]}... and "
+            f"{second[:10]}...; the train loader should reshuffle every epoch.\nLikely cause: "
+            "DataLoader(train_part, batch_size, shuffle=True, generator=...)."
+        )
+    if ids(test_loader) != ids(test_loader):
+        fail(
+            f"Called {call}, then iterated the test loader twice.\nThe orders differ: the test loader "
+            "shuffles. Evaluation needs no shuffling; leave shuffle=False so results are easy to compare."
+        )
+
+
+# --- build_model ----------------------------------------------------------------------------------
+
+
+def shapes_of(model) -> list[tuple[int, ...]]:
+    return [tuple(p.shape) for p in model.parameters()]
+
+
+@exercise("build_model")
+@given(hidden=st.integers(1, 24), batch=st.integers(1, 6), seed=seeds)
+def test_build_model_maps_points_to_two_logits_through_three_linear_layers(hidden, batch, seed):
+    call = f"build_model({hidden})"
+    torch.manual_seed(seed)
+    model = cap.build_model(hidden)
+    if not isinstance(model, nn.Module):
+        fail(f"Called {call}.\nIt returned {show(model)}; an nn.Module is asked for.")
+    expected = [(hidden, 2), (hidden,), (hidden, hidden), (hidden,), (2, hidden), (2,)]
+    got = shapes_of(model)
+    if got != expected:
+        cause = ""
+        if got[-2:] == [(1, hidden), (1,)]:
+            cause = (
+                "\nLikely cause: one output unit. Two classes need two logits, one per class, "
+                "for F.cross_entropy."
+            )
+        fail(
+            f"Called {call}.\nIts parameters have the shapes {got}; the tests expected {expected}: "
+            f"Linear(2, {hidden}), Linear({hidden}, {hidden}), Linear({hidden}, 2).{cause}"
+        )
+    out = model(torch.randn(batch, 2))
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (batch, 2):
+        fail(f"Called {call}(x) with x of shape ({batch}, 2).\nIt returned {show(out)}; shape ({batch}, 2).")
+
+
+@exercise("build_model")
+def test_build_model_is_nonlinear_and_returns_raw_logits():
+    torch.manual_seed(0)
+    model = cap.build_model(16)
+    a, b = 3 * torch.randn(64, 2), 3 * torch.randn(64, 2)
+    with torch.no_grad():
+        middle, ends = model((a + b) / 2), (model(a) + model(b)) / 2
+        out = model(torch.cat([a, b]))
+    # An affine map sends the midpoint to the mean of the images, up to float32 round-off.
+    if torch.allclose(middle, ends, atol=1e-5):
+        fail(
+            "Called model = build_model(16), then compared model((a + b) / 2) with "
+            "(model(a) + model(b)) / 2.\n"
+            "They are equal: the model is an affine map. Likely cause: no nonlinearity between the "
+            "Linear layers; stacked Linear layers collapse to one, and a straight line cannot separate "
+            "two spirals. Add nn.Tanh() (or nn.ReLU()) after the first two layers."
+        )
+    if torch.allclose(out.sum(dim=1), torch.ones(len(out)), atol=1e-5) and (out >= 0).all():
+        fail(
+            "Called build_model(16)(x).\nEvery row of the output sums to 1: the model ends with a softmax.\n"
+            "Likely cause: return raw logits; F.cross_entropy applies log_softmax itself, and a softmax "
+            "before it squashes the gradients."
+        )
+
+
+@exercise("build_model")
+def test_build_model_draws_its_initial_weights_from_the_global_rng():
+    before = torch.get_rng_state()
+    torch.manual_seed(1)
+    first = cap.build_model(8)
+    torch.manual_seed(1)
+    again = cap.build_model(8)
+    torch.manual_seed(2)
+    other = cap.build_model(8)
+    torch.set_rng_state(before)
+    same = [torch.equal(p, q) for p, q in zip(first.parameters(), again.parameters(), strict=True)]
+    if not all(same):
+        fail(
+            "Called torch.manual_seed(1); build_model(8) twice.\nThe weights differ: the model does not "
+            "draw from the global RNG the caller seeded."
+        )
+    if all(torch.equal(p, q) for p, q in zip(first.parameters(), other.parameters(), strict=True)):
+        fail(
+            "Called build_model(8) after torch.manual_seed(1) and after torch.manual_seed(2).\nBoth models "
+            "have the same weights. Likely cause: build_model seeds the RNG itself; leave seeding to the "
+            "caller (run_experiment seeds once, before building)."
+        )
+
+
+# --- evaluate_accuracy and train_one_epoch: models on another device ------------------------------
+
+
+class ProbeReached(Exception):
+    """Raised by DeviceProbe once it has seen a batch: the test needs nothing more."""
+
+
+class DeviceProbe(nn.Module):
+    """A model whose parameters live on the meta device: it records where its input arrives."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(2, 2, device="meta")
+        self.seen: list[torch.device] = []
+
+    def forward(self, x):
+        self.seen.append(x.device)
+        raise ProbeReached
+
+
+def expect_batches_on_the_model_device(run, *, call: str) -> None:
+    """`run(model, loader)` must hand the model its batches on the model's device (meta here)."""
+    probe = DeviceProbe()
+    loader = DataLoader(TensorDataset(torch.randn(8, 2), torch.zeros(8, dtype=torch.long)), batch_size=4)
+    error = None
+    try:
+        run(probe, loader)
+    except ProbeReached:
+        pass
+    except NotImplementedError:
+        raise
+    except (AssertionError, RuntimeError) as err:
+        error = err
+    else:
+        if not probe.seen:
+            fail(f"Called {call}.\nIt never called the model on a batch.")
+    if error is not None:
+        cuda = "cuda" in str(error).lower()
+        cause = (
+            HARD_CODED_CUDA
+            if cuda
+            else "the batch and the model are on different devices: move each batch to "
+            "next(model.parameters()).device"
+        )
+        fail(f"Called {call}.\nIt raised {type(error).__name__}: {first_line(error)}\nLikely cause: {cause}.")
+    if probe.seen and probe.seen[0].type != "meta":
+        fail(
+            f"Called {call}.\nThe first batch reached the model on {probe.seen[0]}, but the model lives on "
+            "meta (another device; on a real machine, a GPU).\nLikely cause: a hard-coded device or no "
+            ".to() at all. Take device = next(model.parameters()).device and move each batch there: the "
+            "same code then runs on a CPU, a GPU or anything else."
+        )
+
+
+# --- evaluate_accuracy ----------------------------------------------------------------------------
+
+
+def points_and_labels(n: int, seed: int):
+    data = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 2, generator=data), torch.randint(0, 2, (n,), generator=data)
+
+
+@exercise("evaluate_accuracy")
+@given(n=st.integers(1, 40), batch_size=st.integers(1, 16), seed=seeds)
+def test_evaluate_accuracy_counts_correct_predictions_over_all_samples(n, batch_size, seed):
+    x, y = points_and_labels(n, seed)
+    torch.manual_seed(seed)
+    model = nn.Linear(2, 2)
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size)
+    call = f"evaluate_accuracy(model, loader) on {n} samples in batches of {batch_size}"
+    got = expect_float(on_any_machine(cap.evaluate_accuracy, model, loader, call=call), call=call)
+    with torch.no_grad():
+        hits = (model(x).argmax(dim=1) == y).float()
+    per_batch = sum(chunk.mean().item() for chunk in hits.split(batch_size)) / len(hits.split(batch_size))
+    expect_close(
+        got,
+        hits.sum().item() / n,
+        call=call,
+        mistakes=[
+            (
+                "the mean of the per-batch accuracies: the short last batch then weighs as much as a "
+                "full one; count correct predictions and samples over the whole loader, divide once",
+                per_batch,
+            ),
+            (
+                "you returned the number of correct predictions; divide by the number of samples",
+                hits.sum().item(),
+            ),
+            (
+                "you returned the error rate; the accuracy is the fraction predicted correctly",
+                1 - hits.mean().item(),
+            ),
+        ],
+    )
+
+
+def dropout_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 2))
+
+
+@exercise("evaluate_accuracy")
+def test_evaluate_accuracy_turns_dropout_off_and_restores_the_mode():
+    x, _ = points_and_labels(200, 0)
+    model = dropout_model()
+    with torch.no_grad():
+        y = model.eval()(x).argmax(dim=1)
+    y[:50] = 1 - y[:50]  # the model, without dropout, gets exactly these 50 wrong
+    expected = 0.75
+    loader = DataLoader(TensorDataset(x, y), batch_size=50)
+    model.train()
+    torch.manual_seed(1)  # the dropout masks, should a wrong answer draw them
+    call = "evaluate_accuracy(model, loader) on a model with nn.Dropout(0.5), in training mode"
+    got = expect_float(on_any_machine(cap.evaluate_accuracy, model, loader, call=call), call=call)
+    expect_close(
+        got,
+        expected,
+        call=call,
+        note="Likely cause: dropout was on, so random units were dropped at prediction time. Call "
+        "model.eval() before predicting.",
+    )
+    if not model.training:
+        fail(
+            f"Called {call}.\nAfterwards the model is still in eval mode, so the next training epoch "
+            "would run without dropout.\nLikely cause: remember was_training = model.training, and "
+            "call model.train(was_training) at the end (in a finally block)."
+        )
+    model.eval()
+    on_any_machine(cap.evaluate_accuracy, model, loader, call="evaluate_accuracy(model, loader)")
+    if model.training:
+        fail(
+            "Called evaluate_accuracy(model, loader) on a model in eval mode.\nAfterwards it is in training "
+            "mode. Restore the mode the model was in, model.train(was_training), not always train()."
+        )
+
+
+class GradProbe(nn.Module):
+    """A linear model that records whether autograd was recording at each forward call."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(2, 2)
+        self.grad_enabled: list[bool] = []
+
+    def forward(self, x):
+        self.grad_enabled.append(torch.is_grad_enabled())
+        return self.layer(x)
+
+
+@exercise("evaluate_accuracy")
+def test_evaluate_accuracy_runs_without_autograd():
+    x, y = points_and_labels(20, 0)
+    model = GradProbe()
+    call = "evaluate_accuracy(model, loader) on 20 samples in batches of 8"
+    on_any_machine(cap.evaluate_accuracy, model, DataLoader(TensorDataset(x, y), batch_size=8), call=call)
+    if not model.grad_enabled:
+        fail(f"Called {call}.\nIt never called the model.")
+    if any(model.grad_enabled):
+        fail(
+            f"Called {call}.\nAutograd was recording while the model predicted: every forward pass "
+            "built a graph nobody will backpropagate through, wasting memory and time.\nLikely cause: "
+            "wrap the evaluation loop in `with torch.no_grad():`."
+        )
+
+
+@exercise("evaluate_accuracy")
+def test_evaluate_accuracy_moves_batches_to_the_model_device():
+    expect_batches_on_the_model_device(
+        cap.evaluate_accuracy, call="evaluate_accuracy(model, loader) with the model on the meta device"
+    )
+
+
+# --- train_one_epoch ------------------------------------------------------------------------------
+
+DATA_SEED = 1234
+
+
+def tiny_setup(seed: int, n: int = 24, batch_size: int = 6, dropout: float = 0.0):
+    """A small classifier, Adam, and a shuffling loader: rebuilt identically from `seed`.
+
+    The data depend on DATA_SEED only, so every seed sees the same points.
+    """
+    data = torch.Generator().manual_seed(DATA_SEED)
+    x = torch.randn(n, 2, generator=data)
+    y = (x[:, 0] * x[:, 1] > 0).long()
+    torch.manual_seed(seed)
+    layers = [nn.Linear(2, 8), nn.Tanh()] + ([nn.Dropout(dropout)] if dropout else []) + [nn.Linear(8, 2)]
+    model = nn.Sequential(*layers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=generator)
+    return model, optimizer, loader
+
+
+def reference_epoch(model, optimizer, loader, zero_grad: bool = True) -> list[tuple[float, int]]:
+    """The loop train_one_epoch describes; the (loss, batch size) of every batch."""
+    model.train()
+    losses = []
+    for x, y in loader:
+        if zero_grad:
+            optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append((loss.item(), len(y)))
+    return losses
+
+
+def per_sample(losses) -> float:
+    return sum(loss * size for loss, size in losses) / sum(size for _, size in losses)
+
+
+@exercise("train_one_epoch")
+@given(n=st.integers(1, 24), batch_size=st.integers(1, 8), seed=seeds)
+def test_train_one_epoch_matches_the_textbook_loop(n, batch_size, seed):
+    model, optimizer, loader = tiny_setup(seed, n, batch_size)
+    call = f"train_one_epoch(model, Adam(lr=0.05), loader) on {n} samples in batches of {batch_size}"
+    got = expect_float(on_any_machine(cap.train_one_epoch, model, optimizer, loader, call=call), call=call)
+    ref_model, ref_optimizer, ref_loader = tiny_setup(seed, n, batch_size)
+    expected = reference_epoch(ref_model, ref_optimizer, ref_loader)
+    # rtol: the same float32 operations, the batch losses perhaps summed in another order
+    if math.isclose(got, per_sample(expected), rel_tol=1e-5, abs_tol=1e-6) and all(
+        torch.allclose(p, r, rtol=1.3e-6, atol=1e-5)
+        for p, r in zip(model.parameters(), ref_model.parameters(), strict=True)
+    ):
+        return
+    # Something differs: replay the loop without zero_grad() to name that mistake if it is the one.
+    acc_model, acc_optimizer, acc_loader = tiny_setup(seed, n, batch_size)
+    accumulated = reference_epoch(acc_model, acc_optimizer, acc_loader, zero_grad=False)
+    zero_grad_forgotten = (
+        "gradients piled up from batch to batch: did you forget optimizer.zero_grad() before each backward()?"
+    )
+    expect_close(
+        got,
+        per_sample(expected),
+        call=call,
+        rtol=1e-5,
+        mistakes=[
+            (zero_grad_forgotten, per_sample(accumulated)),
+            (
+                "the mean of the batch means: weight each batch's loss by its size, so that a short "
+                "last batch counts less",
+                sum(loss for loss, _ in expected) / len(expected),
+            ),
+            ("you returned the last batch's loss; return the mean over the epoch", expected[-1][0]),
+        ],
+    )
+    for (name, param), ref, acc in zip(
+        model.named_parameters(), ref_model.parameters(), acc_model.parameters(), strict=True
+    ):
+        expect_tensor_close(
+            param,
+            ref,
+            call=f"{call}, then compared {name} with the textbook loop's",
+            mistakes=[(zero_grad_forgotten, acc)],
+        )
+
+
+@exercise("train_one_epoch")
+def test_train_one_epoch_clears_stale_gradients_before_the_first_step():
+    model, optimizer, loader = tiny_setup(0)
+    ref_model, ref_optimizer, ref_loader = tiny_setup(0)
+    for m in (model, ref_model):  # gradients left over from some earlier backward()
+        m(torch.full((4, 2), 3.0)).sum().backward()
+    call = "train_one_epoch(model, optimizer, loader) on a model whose .grad still holds an old backward()"
+    on_any_machine(cap.train_one_epoch, model, optimizer, loader, call=call)
+    reference_epoch(ref_model, ref_optimizer, ref_loader)
+    for (name, param), ref in zip(model.named_parameters(), ref_model.parameters(), strict=True):
+        expect_tensor_close(
+            param,
+            ref,
+            call=f"{call}, then compared {name}",
+            note="Likely cause: the first step used the stale gradients. Clear them before each "
+            "backward(): optimizer.zero_grad() first in the loop body, not after optimizer.step().",
+        )
+
+
+@exercise("train_one_epoch")
+def test_train_one_epoch_switches_the_model_to_training_mode():
+    model, optimizer, loader = tiny_setup(0, dropout=0.3)
+    ref_model, ref_optimizer, ref_loader = tiny_setup(0, dropout=0.3)
+    model.eval()  # as evaluate_accuracy might have left it
+    call = (
+        "train_one_epoch(model, optimizer, loader) on a model with nn.Dropout(0.3), handed over in eval mode"
+    )
+    modes = []  # the model's mode at each forward pass
+    hook = model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+    torch.manual_seed(5)
+    on_any_machine(cap.train_one_epoch, model, optimizer, loader, call=call)
+    hook.remove()
+    torch.manual_seed(5)
+    reference_epoch(ref_model, ref_optimizer, ref_loader)
+    if not model.training:
+        fail(
+            f"Called {call}.\nThe model is still in eval mode: it trained without dropout.\n"
+            "Likely cause: call model.train() at the start of the epoch; evaluation switches it off."
+        )
+    for (name, param), ref in zip(model.named_parameters(), ref_model.parameters(), strict=True):
+        expect_tensor_close(
+            param,
+            ref,
+            call=f"{call}, then compared {name}",
+            note="Likely cause: call model.train() before the first batch, not after the loop: "
+            f"the forward passes ran in the modes {modes} (True: training)."
+            if modes and not all(modes)
+            else "",
+        )
+
+
+@exercise("train_one_epoch")
+def test_train_one_epoch_moves_batches_to_the_model_device():
+    def run(model, loader):
+        cap.train_one_epoch(model, torch.optim.Adam(model.parameters(), lr=0.01), loader)
+
+    expect_batches_on_the_model_device(
+        run, call="train_one_epoch(model, optimizer, loader) with the model on the meta device"
+    )
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+
+class SimulatedCrash(Exception):
+    """Stands in for a crash in the middle of a save: a full disk, a killed job."""
+
+
+def save_half_then_crash(real_save):
+    """A torch.save that writes the first half of the file, then dies like a full disk."""
+
+    def save(obj, f, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        half = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+        if isinstance(f, (str, os.PathLike)):
+            with open(f, "wb") as out:
+                out.write(half)
+        else:
+            f.write(half)
+        raise SimulatedCrash("No space left on device (simulated, after half the file)")
+
+    return save
+
+
+def load_checkpoint_file(path, *, call: str) -> dict:
+    if not os.path.exists(path):
+        fail(f"Called {call}.\nThere is no file at {path}.")
+    try:
+        checkpoint = torch.load(path, weights_only=True)
+    except Exception as err:
+        error = err
+    else:
+        if not isinstance(checkpoint, dict):
+            fail(f"Called {call}.\nThe file holds {type(checkpoint).__name__}; a dict is asked for.")
+        return checkpoint
+    fail(
+        f"Called {call}.\ntorch.load(path, weights_only=True) failed: {type(error).__name__}: "
+        f"{first_line(error)}\nSave state_dicts, numbers and lists only, never whole objects."
+    )
+
+
+def same_optimizer_state(a, b: dict) -> bool:
+    if not isinstance(a, dict) or a.get("param_groups") != b["param_groups"]:
+        return False
+    if a.get("state", {}).keys() != b["state"].keys():
+        return False
+    for index, state in b["state"].items():
+        other = a["state"][index]
+        if other.keys() != state.keys() or not all(torch.equal(other[k], v) for k, v in state.items()):
+            return False
+    return True
+
+
+def same_tensors(a, b: dict) -> bool:
+    return isinstance(a, dict) and a.keys() == b.keys() and all(torch.equal(a[k], v) for k, v in b.items())
+
+
+OPTIMIZER_LOST = (
+    "the optimizer state is missing or stale: Adam's step count and moment estimates (exp_avg, exp_avg_sq) "
+    "would start from zero after resuming, so the run takes other steps. Save optimizer.state_dict()."
+)
+RNG_LOST = {
+    "torch": "torch's global RNG (it draws the dropout masks): save torch.get_rng_state()",
+    "loader": "the loader's generator (it decides the shuffling order of the next epochs): save "
+    "loader.generator.get_state(), or None when loader.generator is None",
+}
+
+
+def trained_state(seed: int = 0):
+    """A tiny run after one epoch: Adam has state, both RNGs have moved on."""
+    model, optimizer, loader = tiny_setup(seed, dropout=0.2)
+    reference_epoch(model, optimizer, loader)
+    return model, optimizer, loader
+
+
+def expected_checkpoint(model, optimizer, loader, epoch, losses) -> dict:
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "losses": list(losses),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "loader": None if loader.generator is None else loader.generator.get_state(),
+        },
+    }
+
+
+def expect_checkpoint(got: dict, expected: dict, *, call: str) -> None:
+    keys = {"model", "optimizer", "epoch", "losses", "rng"}
+    if got.keys() != keys:
+        missing = sorted(keys - got.keys())
+        cause = f"\nLikely cause: {OPTIMIZER_LOST}" if "optimizer" in missing else ""
+        fail(
+            f"Called {call}.\nThe checkpoint has the keys {sorted(got)}; the tests expected {sorted(keys)} "
+            f"(missing: {missing}).{cause}"
+        )
+    if not same_tensors(got["model"], expected["model"]):
+        fail(f"Called {call}.\ncheckpoint['model'] is not model.state_dict() at the time of the save.")
+    if not same_optimizer_state(got["optimizer"], expected["optimizer"]):
+        fail(
+            f"Called {call}.\ncheckpoint['optimizer'] is not optimizer.state_dict().\n"
+            f"Likely cause: {OPTIMIZER_LOST}"
+        )
+    if got["epoch"] != expected["epoch"] or got["losses"] != expected["losses"]:
+        fail(
+            f"Called {call}.\nThe checkpoint holds epoch={show(got['epoch'])}, losses={show(got['losses'])}; "
+            f"the tests expected epoch={expected['epoch']}, losses={show(expected['losses'])}."
+        )
+    rng = got["rng"] if isinstance(got["rng"], dict) else {}
+    for key, what in RNG_LOST.items():
+        value, want = rng.get(key), expected["rng"][key]
+        same = value is None if want is None else isinstance(value, torch.Tensor) and torch.equal(value, want)
+        if not same:
+            fail(
+                f"Called {call}.\ncheckpoint['rng'][{key!r}] is {show(value)}, not the state at the save.\n"
+                f"Likely cause: without the RNG states a resumed run draws other random numbers than the "
+                f"uninterrupted one. Save {what}."
+            )
+
+
+# --- save_training_state --------------------------------------------------------------------------
+
+
+@exercise("save_training_state")
+def test_save_training_state_writes_everything_a_resumed_run_needs(tmp_path):
+    model, optimizer, loader = trained_state()
+    path = tmp_path / "ckpt.pt"
+    call = "save_training_state(path, model, optimizer, loader, epoch=1, losses=[0.69])"
+    expected = expected_checkpoint(model, optimizer, loader, 1, [0.69])
+    cap.save_training_state(path, model, optimizer, loader, 1, [0.69])
+    expect_checkpoint(load_checkpoint_file(path, call=call), expected, call=call)
+    torch.rand(3)  # both RNGs move on before the next save
+    loader.generator.manual_seed(11)
+    expected = expected_checkpoint(model, optimizer, loader, 2, [0.69, 0.5])
+    call = "save_training_state(path, ..., epoch=2, losses=[0.69, 0.5]) onto the previous checkpoint"
+    cap.save_training_state(str(path), model, optimizer, loader, 2, [0.69, 0.5])
+    expect_checkpoint(load_checkpoint_file(path, call=call), expected, call=call)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    if names != ["ckpt.pt"]:
+        fail(f"Called {call}.\nThe directory holds {names}; rename the temporary file onto the path.")
+
+
+@exercise("save_training_state")
+def test_save_training_state_accepts_a_loader_without_a_generator(tmp_path):
+    model, optimizer, _ = trained_state()
+    loader = DataLoader(TensorDataset(torch.randn(4, 2), torch.zeros(4, dtype=torch.long)), batch_size=2)
+    path = tmp_path / "ckpt.pt"
+    call = "save_training_state(path, model, optimizer, DataLoader(dataset, batch_size=2), 1, [0.7])"
+    try:
+        cap.save_training_state(path, model, optimizer, loader, 1, [0.7])
+    except AttributeError as err:
+        error = err
+    else:
+        error = None
+    if error is not None:
+        fail(
+            f"Called {call}.\nIt raised AttributeError: {first_line(error)}\nLikely cause: this loader has "
+            "no generator (loader.generator is None: it shuffles with the global RNG, or not at all); "
+            "store None for it."
+        )
+    expect_checkpoint(
+        load_checkpoint_file(path, call=call),
+        expected_checkpoint(model, optimizer, loader, 1, [0.7]),
+        call=call,
+    )
+
+
+@exercise("save_training_state")
+def test_save_training_state_keeps_the_previous_checkpoint_when_the_save_crashes(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    torch.save({"epoch": 1, "w": torch.arange(4.0)}, path)
+    old = path.read_bytes()
+    model, optimizer, loader = trained_state()
+    monkeypatch.setattr(torch, "save", save_half_then_crash(torch.save))
+    call = "save_training_state(path, model, optimizer, loader, 2, [0.7, 0.6]) while torch.save dies halfway"
+    try:
+        cap.save_training_state(path, model, optimizer, loader, 2, [0.7, 0.6])
+    except SimulatedCrash:
+        pass
+    else:
+        fail(
+            f"Called {call}.\nIt returned normally: the error was swallowed, so the training loop believes "
+            "the checkpoint was saved. Clean up, then re-raise."
+        )
+    if not path.exists() or path.read_bytes() != old:
+        state = "is gone" if not path.exists() else "was overwritten by a half-written file"
+        fail(
+            f"Called {call}.\nThe previous checkpoint {state}: the run has nothing left to resume from.\n"
+            "Likely cause: torch.save wrote straight onto the target path, which truncates the old file "
+            "first. Save into a temporary file in the same directory (tempfile.mkstemp(dir=path.parent)), "
+            "then os.replace(temporary, path): the rename swaps the whole file at once."
+        )
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p != path)
+    if leftovers:
+        fail(
+            f"Called {call}.\nThe previous checkpoint is intact, but the directory also holds {leftovers}: "
+            "a stray temporary file. Remove it when the save fails (except: unlink it, then raise)."
+        )
+
+
+# --- resume_training ------------------------------------------------------------------------------
+
+
+def fresh_process(seed: int = 999):
+    """What a restarted job has: other seeds, a freshly built model, optimizer and loader."""
+    torch.manual_seed(seed)
+    return tiny_setup(seed, dropout=0.2)
+
+
+def resume_result(result, *, call: str) -> tuple[int, list[float]]:
+    if not (isinstance(result, tuple) and len(result) == 2):
+        fail(f"Called {call}.\nIt returned {show(result)}; a tuple (epoch, losses) is asked for.")
+    return result
+
+
+@exercise("resume_training")
+def test_resume_training_restores_model_and_optimizer_and_returns_epoch_and_losses(tmp_path):
+    model, optimizer, loader = trained_state()
+    path = tmp_path / "ckpt.pt"
+    torch.save(expected_checkpoint(model, optimizer, loader, 3, [0.7, 0.5, 0.4]), path)
+    fresh_model, fresh_optimizer, fresh_loader = fresh_process()
+    call = "resume_training(path, fresh_model, fresh_optimizer, loader) on a checkpoint of epoch 3"
+    epoch, losses = resume_result(
+        cap.resume_training(path, fresh_model, fresh_optimizer, fresh_loader), call=call
+    )
+    if epoch != 3 or type(epoch) is not int:
+        cause = ""
+        if epoch in (2, 4):
+            cause = (
+                "\nLikely cause: off by one. The checkpoint counts completed epochs: return it unchanged, "
+                "and the next epoch to train is epoch + 1; anything else repeats or skips an epoch."
+            )
+        fail(f"Called {call}.\nThe epoch is {show(epoch)}; the tests expected 3 (an int).{cause}")
+    if list(losses) != [0.7, 0.5, 0.4]:
+        fail(f"Called {call}.\nThe losses are {show(losses)}; the tests expected the saved [0.7, 0.5, 0.4].")
+    if not same_tensors(fresh_model.state_dict(), model.state_dict()):
+        fail(
+            f"Called {call}.\nThe model's weights differ from the saved ones: "
+            "model.load_state_dict(checkpoint['model'])."
+        )
+    if not same_optimizer_state(fresh_optimizer.state_dict(), optimizer.state_dict()):
+        fail(
+            f"Called {call}.\nThe optimizer differs from the saved one.\nLikely cause: the optimizer state "
+            "was not restored: optimizer.load_state_dict(checkpoint['optimizer']); without it Adam's "
+            "moments start from zero and the resumed run takes other steps."
+        )
+
+
+@exercise("resume_training")
+def test_resume_training_restores_both_random_number_generators(tmp_path):
+    model, optimizer, loader = trained_state()
+    path = tmp_path / "ckpt.pt"
+    torch.save(expected_checkpoint(model, optimizer, loader, 1, [0.7]), path)
+    expected = {"torch": torch.rand(4), "loader": ids_of_tiny(loader)}  # what comes next, at the save
+    fresh_model, fresh_optimizer, fresh_loader = fresh_process()
+    call = "resume_training(path, model, optimizer, loader) in a freshly seeded process"
+    cap.resume_training(path, fresh_model, fresh_optimizer, fresh_loader)
+    got = {"torch": torch.rand(4), "loader": ids_of_tiny(fresh_loader)}
+    if not torch.equal(got["torch"], expected["torch"]):
+        fail(
+            f"Called {call}.\nAfterwards torch.rand(4) gives {show(got['torch'])}, but at the save it was "
+            f"about to give {show(expected['torch'])}.\nLikely cause: torch's global RNG (dropout masks) "
+            "was not restored: torch.set_rng_state(checkpoint['rng']['torch'])."
+        )
+    if got["loader"] != expected["loader"]:
+        fail(
+            f"Called {call}.\nThe next epoch visits the samples in the order {got['loader']}, but the run "
+            f"that was saved would have used {expected['loader']}.\nLikely cause: the loader's generator "
+            "was not restored: loader.generator.set_state(checkpoint['rng']['loader'])."
+        )
+
+
+def ids_of_tiny(loader) -> list[int]:
+    """The order of one epoch, as indices into the loader's dataset."""
+    return [int(i) for i in loader.sampler]
+
+
+def save_as_if_on_cuda(obj, path) -> None:
+    """torch.save, but every storage is tagged 'cuda:0', as when the tensors lived on a GPU."""
+    real = torch.serialization.location_tag
+    torch.serialization.location_tag = lambda storage: "cuda:0"
+    try:
+        torch.save(obj, path)
+    finally:
+        torch.serialization.location_tag = real
+
+
+@exercise("resume_training")
+def test_resume_training_loads_a_gpu_checkpoint_onto_a_cpu_model(tmp_path):
+    model, optimizer, loader = trained_state()
+    path = tmp_path / "ckpt.pt"
+    save_as_if_on_cuda(expected_checkpoint(model, optimizer, loader, 2, [0.7, 0.6]), path)
+    fresh_model, fresh_optimizer, fresh_loader = fresh_process()
+    call = "resume_training(path, model, optimizer, loader) on a checkpoint saved on a GPU, into a CPU model"
+    try:
+        cap.resume_training(path, fresh_model, fresh_optimizer, fresh_loader)
+    except NotImplementedError:
+        raise
+    except (RuntimeError, TypeError) as err:
+        error = err
+    else:
+        error = None
+    if error is not None:
+        fail(
+            f"Called {call}.\nIt raised {type(error).__name__}: {first_line(error)}\nLikely cause: load with "
+            "torch.load(path, map_location='cpu', weights_only=True). Without map_location the tensors go "
+            "back to the GPU they came from; the RNG states must be CPU tensors anyway, and "
+            "load_state_dict copies the weights onto the model's own device."
+        )
+    if not same_tensors(fresh_model.state_dict(), model.state_dict()):
+        fail(f"Called {call}.\nThe model's weights differ from the saved ones.")
+
+
+# --- fit ------------------------------------------------------------------------------------------
+
+
+class Interrupted(Exception):
+    """Stands in for a killed job: raised by on_epoch_end after a chosen epoch."""
+
+
+def losses_of(result, epochs: int, *, call: str) -> list[float]:
+    if not isinstance(result, list) or not all(isinstance(v, float) for v in result):
+        fail(f"Called {call}.\nIt returned {show(result)}; a list of floats, one per epoch, is asked for.")
+    if len(result) != epochs:
+        fail(
+            f"Called {call}.\nIt returned {len(result)} losses, {show(result)}; the tests expected {epochs}."
+        )
+    return result
+
+
+@exercise("fit")
+def test_fit_writes_a_checkpoint_after_every_epoch(tmp_path):
+    model, optimizer, loader = tiny_setup(0, dropout=0.2)
+    path = tmp_path / "ckpt.pt"
+    call = "fit(model, optimizer, loader, epochs=3, path, on_epoch_end)"
+    seen = []
+
+    def on_epoch_end(epoch, loss):
+        checkpoint = None
+        if path.exists():
+            checkpoint = load_checkpoint_file(path, call=f"{call}, then read the checkpoint in on_epoch_end")
+        seen.append((epoch, loss, checkpoint))
+
+    history = losses_of(cap.fit(model, optimizer, loader, 3, path, on_epoch_end), 3, call=call)
+    epochs = [epoch for epoch, _, _ in seen]
+    if epochs != [1, 2, 3]:
+        fail(
+            f"Called {call}.\non_epoch_end was called for the epochs {epochs}; the tests expected [1, 2, 3]."
+        )
+    for epoch, loss, checkpoint in seen:
+        held = (checkpoint or {}).get("epoch"), (checkpoint or {}).get("losses")
+        if held != (epoch, history[:epoch]):
+            found = (
+                "there was no checkpoint at path yet"
+                if checkpoint is None
+                else f"the checkpoint held epoch={show(held[0])} and losses={show(held[1])}"
+            )
+            cause = (
+                "save a checkpoint after every epoch (not only at the end), and call on_epoch_end after "
+                "the save, so that an interruption never loses a finished epoch."
+            )
+            if held[0] == epoch - 1 and held[1] == history[:epoch]:
+                cause = (
+                    f"off by one: the checkpoint's epoch counts completed epochs, so after epoch {epoch} "
+                    f"(numbered from 1) store {epoch}; a resumed run continues with the next one."
+                )
+            fail(
+                f"Called {call}.\nWhen on_epoch_end({epoch}, ...) ran, {found}; the tests expected epoch="
+                f"{epoch} and losses={show(history[:epoch])}.\nLikely cause: {cause}"
+            )
+        if loss != history[epoch - 1]:
+            fail(
+                f"Called {call}.\non_epoch_end({epoch}, {loss}) got another loss than the returned "
+                f"history's {history[epoch - 1]}."
+            )
+    if not same_tensors(seen[-1][2].get("model"), model.state_dict()):
+        fail(f"Called {call}.\nThe last checkpoint's weights are not the final weights of the model.")
+
+
+def run_interrupted(path, epochs: int, stop: int) -> list[int]:
+    """fit until on_epoch_end(stop) raises, as a killed job would; the epochs it finished."""
+    model, optimizer, loader = tiny_setup(0, dropout=0.2)
+    finished = []
+
+    def on_epoch_end(epoch, loss):
+        finished.append(epoch)
+        if epoch == stop:
+            raise Interrupted(f"job killed after epoch {epoch}")
+
+    try:
+        cap.fit(model, optimizer, loader, epochs, path, on_epoch_end)
+    except Interrupted:
+        return finished
+    fail(
+        f"Called fit(..., epochs={epochs}, path, on_epoch_end), whose on_epoch_end raises after "
+        f"epoch {stop}.\n"
+        "It returned normally: let the exception out (a killed job does not come back)."
+    )
+
+
+@exercise("fit")
+def test_fit_resumed_after_an_interruption_matches_an_uninterrupted_run_exactly(tmp_path):
+    epochs, stop = 4, 2
+    model, optimizer, loader = tiny_setup(0, dropout=0.2)
+    straight = losses_of(
+        cap.fit(model, optimizer, loader, epochs, tmp_path / "straight.pt"),
+        epochs,
+        call=f"fit(model, optimizer, loader, epochs={epochs}, path)",
+    )
+    straight_state = model.state_dict()
+    path = tmp_path / "ckpt.pt"
+    run_interrupted(path, epochs, stop)
+    model, optimizer, loader = fresh_process()
+    resumed_epochs = []
+    call = (
+        f"fit(..., epochs={epochs}, path) interrupted after epoch {stop}, then fit(fresh_model, "
+        f"fresh_optimizer, fresh_loader, {epochs}, path, on_epoch_end) in a fresh process"
+    )
+    resumed = cap.fit(
+        model, optimizer, loader, epochs, path, lambda epoch, loss: resumed_epochs.append(epoch)
+    )
+    if resumed_epochs != [3, 4]:
+        cause = "it should continue after the last completed epoch"
+        if resumed_epochs[:1] == [1]:
+            cause = (
+                "it started again at epoch 1, ignoring the checkpoint: if path exists, resume_training "
+                "from it first"
+            )
+        elif resumed_epochs[:1] == [stop]:
+            cause = (
+                f"it repeated epoch {stop}, which the checkpoint had already finished: the checkpoint's "
+                "epoch counts completed epochs, so continue with epoch + 1"
+            )
+        fail(f"Called {call}.\nThe resumed run trained the epochs {resumed_epochs}, not [3, 4]: {cause}.")
+    if isinstance(resumed, list) and len(resumed) == epochs - stop:
+        fail(
+            f"Called {call}.\nIt returned {show(resumed)}, the losses of epochs 3 and 4 only.\nLikely cause: "
+            "start from the losses resume_training returns, so that the history covers every epoch."
+        )
+    resumed = losses_of(resumed, epochs, call=call)
+    changed = [k for k, v in straight_state.items() if not torch.equal(model.state_dict()[k], v)]
+    if resumed != straight or changed:
+        fail(
+            f"Called {call}.\nThe resumed run ended with the losses {show(resumed)} and the uninterrupted "
+            f"one with {show(straight)}; the weights {changed} differ.\nA resumed run must repeat the "
+            "uninterrupted one bit for bit. Something was not saved or restored exactly: the model, the "
+            "optimizer state, torch's RNG (dropout) or the loader's generator (shuffling); the "
+            "save_training_state and resume_training tests name which."
+        )
+
+
+@exercise("fit")
+def test_fit_on_a_finished_run_trains_no_further(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    model, optimizer, loader = tiny_setup(0, dropout=0.2)
+    history = cap.fit(model, optimizer, loader, 2, path)
+    model, optimizer, loader = fresh_process()
+    calls = []
+    call = (
+        "fit(model, optimizer, loader, epochs=2, path, on_epoch_end) after a finished 2-epoch run wrote path"
+    )
+    again = cap.fit(model, optimizer, loader, 2, path, lambda epoch, loss: calls.append(epoch))
+    if calls:
+        fail(
+            f"Called {call}.\nIt trained the epochs {calls} again.\nLikely cause: resume from the checkpoint "
+            "when path exists; its epoch says 2 epochs are done already."
+        )
+    if again != history:
+        fail(f"Called {call}.\nIt returned {show(again)}; the saved history is {show(history)}.")
+
+
+# --- run_experiment -------------------------------------------------------------------------------
+
+SEED, EPOCHS = 0, 30
+
+
+class Recorder:
+    """Wraps build_model: keeps every model built, and the inputs of their eval-mode forward passes."""
+
+    def __init__(self, build):
+        self.build = build
+        self.models = []
+        self.eval_inputs = []
+        self.train_calls = 0
+
+    def __call__(self, *args, **kwargs):
+        model = self.build(*args, **kwargs)
+        model.register_forward_pre_hook(self.record)
+        self.models.append(model)
+        return model
+
+    def record(self, module, inputs):
+        if module.training:
+            self.train_calls += 1
+        else:
+            self.eval_inputs.append(inputs[0].detach().clone())
+
+
+def run_recorded(workdir):
+    recorder = Recorder(cap.build_model)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cap, "build_model", recorder)
+        accuracy = cap.run_experiment(workdir, SEED, EPOCHS)
+    return accuracy, recorder
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """One real training run, shared by the run_experiment tests."""
+    workdir = tmp_path_factory.mktemp("experiment")
+    accuracy, recorder = run_recorded(workdir)
+    return SimpleNamespace(workdir=workdir, accuracy=accuracy, recorder=recorder)
+
+
+CALL = f"run_experiment(workdir, seed={SEED}, epochs={EPOCHS})"
+
+
+def only_model(recorder, call: str) -> nn.Module:
+    if len(recorder.models) != 1:
+        fail(
+            f"Called {call}.\nIt built {len(recorder.models)} models with build_model; the tests expected "
+            "exactly one: build the model with build_model(64), once."
+        )
+    return recorder.models[0]
+
+
+@exercise("run_experiment")
+def test_run_experiment_reaches_95_percent_held_out_accuracy(experiment):
+    accuracy = expect_float(experiment.accuracy, call=CALL)
+    if accuracy < 0.95:
+        fail(
+            f"Called {CALL}.\nThe held-out accuracy is {accuracy:.3f}; the tests expected at least 0.95 "
+            f"within {EPOCHS} epochs (about {EPOCHS * 10} Adam steps, under a second on a laptop CPU).\n"
+            "Likely causes: settings other than the docstring's (Adam lr=0.01, batch_size=32, "
+            "build_model(64)), a model without nonlinearities, or a training loop that does not train "
+            "(the train_one_epoch tests say more)."
+        )
+    checkpoint = load_checkpoint_file(experiment.workdir / "checkpoint.pt", call=CALL)
+    if checkpoint.get("epoch") != EPOCHS:
+        fail(
+            f"Called {CALL}.\nworkdir / 'checkpoint.pt' holds epoch={show(checkpoint.get('epoch'))}; "
+            f"after the run it should say {EPOCHS}."
+        )
+
+
+def sorted_rows(points: torch.Tensor) -> torch.Tensor:
+    order = torch.argsort(points[:, 1], stable=True)
+    points = points[order]
+    return points[torch.argsort(points[:, 0], stable=True)]
+
+
+@exercise("run_experiment")
+def test_run_experiment_measures_accuracy_on_the_held_out_points(experiment):
+    model = only_model(experiment.recorder, CALL)
+    dataset = cap.SpiralDataset(n_per_class=200, noise=0.05, seed=SEED)
+    train_loader, test_loader = cap.split_loaders(dataset, 0.25, 32, SEED)
+    test_points = torch.cat([x for x, _ in test_loader])
+    test_labels = torch.cat([y for _, y in test_loader])
+    train_points = torch.cat([x for x, _ in train_loader])
+    if not experiment.recorder.eval_inputs:
+        fail(f"Called {CALL}.\nThe model never predicted in eval mode: evaluate it with evaluate_accuracy.")
+    seen = sorted_rows(torch.cat(experiment.recorder.eval_inputs))
+    if seen.shape == train_points.shape and torch.equal(seen, sorted_rows(train_points)):
+        fail(
+            f"Called {CALL}.\nThe accuracy was measured on the training set: those are the points the model "
+            "learned, so the number says nothing about new data. Evaluate on the test loader."
+        )
+    if seen.shape != test_points.shape or not torch.equal(seen, sorted_rows(test_points)):
+        fail(
+            f"Called {CALL}.\nThe model was evaluated on {len(seen)} points, not on the "
+            f"{len(test_points)} held out by split_loaders(dataset, 0.25, 32, seed). Use the docstring's "
+            "settings and evaluate once, on the test loader."
+        )
+    with torch.no_grad():
+        expected = (model.eval()(test_points).argmax(dim=1) == test_labels).float().mean().item()
+    expect_close(expect_float(experiment.accuracy, call=CALL), expected, call=CALL)
+
+
+@exercise("run_experiment")
+def test_run_experiment_called_again_resumes_and_trains_no_further(experiment):
+    first = only_model(experiment.recorder, CALL)
+    call = f"{CALL} a second time, on the workdir of a finished run"
+    accuracy, recorder = run_recorded(experiment.workdir)
+    model = only_model(recorder, call)
+    if recorder.train_calls:
+        fail(
+            f"Called {call}.\nThe model ran {recorder.train_calls} forward passes in training mode: it "
+            "trained again.\nLikely cause: fit must resume from workdir / 'checkpoint.pt', whose epoch says "
+            "the run is done."
+        )
+    if not same_tensors(model.state_dict(), first.state_dict()):
+        fail(
+            f"Called {call}.\nThe model's weights differ from the finished run's: load them from the "
+            "checkpoint."
+        )
+    expect_close(expect_float(accuracy, call=call), experiment.accuracy, call=call)
