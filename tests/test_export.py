@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from katas._harness import pristine
+from katas._harness import pins, pristine
 from katas._harness.grading.export import PRIVATE_END, PRIVATE_START, strip_private
 from tests.project_copy import MANIFEST, ROOT, katas_command
 
@@ -94,8 +94,9 @@ def test_export_refuses_a_folder_that_is_not_empty(tmp_path):
 
 def test_the_gradescope_bundle_holds_the_scripts_and_no_solutions(tmp_path):
     dest = tmp_path / "autograder.zip"
-    result = katas_command(ROOT, "gradescope", str(dest), "--torch", "2.13.0")
+    result = katas_command(ROOT, "gradescope", str(dest))  # the tested pair of pins.toml
     assert result.returncode == 0, result.stderr
+    assert f"torch {pins.get('pinned.torch')} on Python {pins.get('pinned.python')}" in result.stdout
     with zipfile.ZipFile(dest) as bundle:
         names = bundle.namelist()
         setup = bundle.read("setup.sh").decode()
@@ -105,7 +106,8 @@ def test_the_gradescope_bundle_holds_the_scripts_and_no_solutions(tmp_path):
     assert mode & 0o111, "run_autograder must be executable"
     assert not [n for n in names if n.startswith("torch-katas/solutions/")]
     assert "torch-katas/katas/manifest.toml" in names
-    assert '"torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu' in setup
+    assert f'"torch=={pins.get("pinned.torch")}" --index-url https://download.pytorch.org/whl/cpu' in setup
+    assert f'python install "{pins.get("pinned.python")}"' in setup
     assert "chmod -R a+rX" in setup  # every kata's own account must read Python and torch
     assert "python -m katas grade /autograder/submission" in run
     assert "results=/autograder/results" in run and '--out "$results/results.json"' in run

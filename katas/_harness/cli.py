@@ -191,19 +191,48 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_gradescope(args: argparse.Namespace) -> int:
-    import torch
-
+    from . import pins
     from .grading.bundle import build
     from .grading.export import ExportError
+    from .grading.wheels import has_wheel
 
-    version = torch.__version__.split("+")[0]
+    torch_version = args.torch or pins.get("pinned.torch")
+    python_version = args.python or pins.get("pinned.python")
+    if args.torch or args.python:  # the pinned pair is checked by .ci/pins-check; another is asked now
+        answer = has_wheel(torch_version, python_version)
+        if answer is False:
+            return _error(
+                f"torch {torch_version} has no CPU wheel for Python {python_version} on PyTorch's index, "
+                "so Gradescope's set-up would fail; choose another --torch or --python"
+            )
+        if answer is None:
+            print(
+                f"warning: PyTorch's index could not be asked whether torch {torch_version} has a wheel "
+                f"for Python {python_version}; the bundle is written unchecked",
+                file=sys.stderr,
+            )
     try:
         files = build(
-            load(args.root), Path(args.dest), args.torch or version, timeout_minutes=args.timeout_minutes
+            load(args.root),
+            Path(args.dest),
+            torch_version,
+            python_version=python_version,
+            timeout_minutes=args.timeout_minutes,
         )
     except ExportError as err:
         return _error(str(err))
-    print(f"wrote {args.dest} ({len(files)} files): upload it as the autograder of a Gradescope assignment")
+    print(
+        f"wrote {args.dest} ({len(files)} files, torch {torch_version} on Python {python_version}): "
+        "upload it as the autograder of a Gradescope assignment"
+    )
+    return 0
+
+
+def _cmd_catalog(args: argparse.Namespace) -> int:
+    from . import catalogs
+
+    for line in catalogs.update(args.domains, args.root):
+        print(line)
     return 0
 
 
@@ -321,7 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     gradescope = commands.add_parser("gradescope", help="a Gradescope autograder bundle (a .zip)")
     gradescope.add_argument("dest", metavar="DEST.zip")
-    gradescope.add_argument("--torch", help="the torch version Gradescope installs (default: this one's)")
+    gradescope.add_argument(
+        "--torch", help="the torch release Gradescope installs (default: the tested one, in pins.toml)"
+    )
+    gradescope.add_argument(
+        "--python", help="the Python Gradescope's grader runs on (default: the tested one, pins.toml)"
+    )
     gradescope.add_argument(
         "--timeout-minutes",
         type=float,
@@ -334,6 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
         "snapshot", help="(maintainers) save the stubs as the copy `reset` restores"
     )
     snapshot.set_defaults(func=_cmd_snapshot)
+
+    catalog = commands.add_parser(
+        "catalog", help="(maintainers) extract the test messages, update the .po files, compile the .mo"
+    )
+    catalog.add_argument(
+        "domains", nargs="*", metavar="DOMAIN", help="a kata folder or harness (default: every converted one)"
+    )
+    catalog.set_defaults(func=_cmd_catalog)
 
     bench_cmd = commands.add_parser("bench", help="(maintainers) time a kata run against importing torch")
     bench_cmd.add_argument("--kata", default="01_autograd")
