@@ -15,6 +15,8 @@ import pytest
 import torch
 from torch.testing import assert_close as _assert_close
 
+from .i18n import N_, _
+
 # Bound once, before any learner code runs: replacing torch.isclose later changes nothing here.
 _isclose, _equal = torch.isclose, torch.equal
 
@@ -28,7 +30,11 @@ def fail(message: str) -> None:
 
 def show(value: Any) -> str:
     if isinstance(value, torch.Tensor):
-        text = repr(value.detach()) if value.numel() <= 12 else f"tensor of shape {tuple(value.shape)}"
+        text = (
+            repr(value.detach())
+            if value.numel() <= 12
+            else _("tensor of shape {shape}").format(shape=tuple(value.shape))
+        )
         extra = []
         if value.requires_grad:
             extra.append("requires_grad=True")
@@ -74,17 +80,23 @@ def expect_close(
     float32 round-off: learners compute in the default dtype.
     """
     if actual is None:
-        fail(f"Called {call}.\nIt returned None. Did you forget the `return` statement?")
+        fail(_("Called {call}.\nIt returned None. Did you forget the `return` statement?").format(call=call))
     if is_close(actual, expected, rtol, atol):
         return
     actual_shape = tuple(torch.as_tensor(_detached(actual)).shape) if _is_numeric(actual) else None
     expected_shape = tuple(torch.as_tensor(_detached(expected)).shape)
-    lines = [f"Called {call}.", f"It returned {show(actual)}, but the tests expected {show(expected)}."]
+    lines = [
+        _("Called {call}.").format(call=call),
+        _("It returned {actual}, but the tests expected {expected}.").format(
+            actual=show(actual), expected=show(expected)
+        ),
+    ]
     if actual_shape is not None and actual_shape != expected_shape:
-        lines.append(f"Shape: yours is {actual_shape}, expected {expected_shape}.")
+        shape = _("Shape: yours is {actual}, expected {expected}.")
+        lines.append(shape.format(actual=actual_shape, expected=expected_shape))
     for cause, wrong in mistakes:
         if is_close(actual, wrong, rtol, atol):
-            lines.append(f"Likely cause: {cause}")
+            lines.append(_("Likely cause: {cause}").format(cause=cause))
             break
     if note:
         lines.append(note)
@@ -101,7 +113,7 @@ def expect_tensor_close(
     check_dtype: bool = True,
     mistakes: Mistakes = (),
     note: str = "",
-    observed: str = "It returned",
+    observed: str | None = None,
 ) -> None:
     """Fail unless the tensor `actual` equals `expected` under torch.testing.assert_close.
 
@@ -109,12 +121,16 @@ def expect_tensor_close(
     rtol/atol (assert_close's dtype defaults when both are None: 1.3e-6/1e-5 for
     float32). `mistakes` works as in expect_close: the first wrong value that
     `actual` matches names the likely cause. `observed` says what `actual` is when
-    it is not the return value (say, "Afterwards the parameters are").
+    it is not the return value (say, `_("Afterwards the parameters are")`; default "It returned").
     """
     if actual is None:
-        fail(f"Called {call}.\nIt returned None. Did you forget the `return` statement?")
+        fail(_("Called {call}.\nIt returned None. Did you forget the `return` statement?").format(call=call))
     if not isinstance(actual, torch.Tensor):
-        fail(f"Called {call}.\nIt returned {show(actual)} ({type(actual).__name__}); a tensor is asked for.")
+        fail(
+            _("Called {call}.\nIt returned {actual} ({type}); a tensor is asked for.").format(
+                call=call, actual=show(actual), type=type(actual).__name__
+            )
+        )
     if _quickly_close(actual, expected, rtol, atol, check_dtype):
         return
     try:
@@ -122,15 +138,86 @@ def expect_tensor_close(
         return
     except AssertionError as err:
         detail = str(err).strip()
-    lines = [f"Called {call}.", f"{observed} {show(actual)}, but the tests expected {show(expected)}."]
-    lines.append(detail)
+    lines = [
+        _("Called {call}.").format(call=call),
+        _("{observed} {actual}, but the tests expected {expected}.").format(
+            observed=_("It returned") if observed is None else observed,
+            actual=show(actual),
+            expected=show(expected),
+        ),
+    ]
+    lines.append(_explain_mismatch(detail))
     for cause, wrong in mistakes:
         if _matches(actual, wrong, rtol, atol):
-            lines.append(f"Likely cause: {cause}")
+            lines.append(_("Likely cause: {cause}").format(cause=cause))
             break
     if note:
         lines.append(note)
     fail("\n".join(lines))
+
+
+# The lines of torch.testing.assert_close's report, in the learner's language: (pattern, message).
+_DIFF = r"(?P<diff>\S+)"
+_AT = r" at index (?P<index>\(.*?\))"
+_UP_TO = r" \(up to (?P<allowed>\S+) allowed\)"
+_MISMATCH_LINES = [
+    (re.compile(r"Tensor-likes are not close!"), N_("Tensor-likes are not close!")),
+    (re.compile(r"Tensor-likes are not equal!"), N_("Tensor-likes are not equal!")),
+    (re.compile(r"Scalars are not close!"), N_("Scalars are not close!")),
+    (re.compile(r"Scalars are not equal!"), N_("Scalars are not equal!")),
+    (
+        re.compile(r"Mismatched elements: (?P<count>\d+) / (?P<total>\d+) \((?P<percent>[^)]*)\)"),
+        N_("Mismatched elements: {count} / {total} ({percent})"),
+    ),
+    (
+        re.compile("Greatest absolute difference: " + _DIFF + _AT + _UP_TO),
+        N_("Greatest absolute difference: {diff} at index {index} (up to {allowed} allowed)"),
+    ),
+    (
+        re.compile("Greatest relative difference: " + _DIFF + _AT + _UP_TO),
+        N_("Greatest relative difference: {diff} at index {index} (up to {allowed} allowed)"),
+    ),
+    (
+        re.compile("Greatest absolute difference: " + _DIFF + _AT),
+        N_("Greatest absolute difference: {diff} at index {index}"),
+    ),
+    (
+        re.compile("Greatest relative difference: " + _DIFF + _AT),
+        N_("Greatest relative difference: {diff} at index {index}"),
+    ),
+    (
+        re.compile(r"Expected (?P<expected>.+) but got (?P<actual>.+)\."),
+        N_("Expected {expected} but got {actual}."),
+    ),
+    (
+        re.compile("Absolute difference: " + _DIFF + _UP_TO),
+        N_("Absolute difference: {diff} (up to {allowed} allowed)"),
+    ),
+    (
+        re.compile("Relative difference: " + _DIFF + _UP_TO),
+        N_("Relative difference: {diff} (up to {allowed} allowed)"),
+    ),
+    (
+        re.compile(
+            r"The values for attribute '(?P<attribute>\w+)' do not match: "
+            r"(?P<actual>.+) != (?P<expected>.+)\."
+        ),
+        N_("The values for attribute '{attribute}' do not match: {actual} != {expected}."),
+    ),
+]
+
+
+def _explain_mismatch(detail: str) -> str:
+    """assert_close's report line by line in the learner's language (a line it does not know stays)."""
+    lines = []
+    for line in detail.splitlines():
+        for pattern, message in _MISMATCH_LINES:
+            found = pattern.fullmatch(line.strip())
+            if found:
+                line = _(message).format(**found.groupdict())
+                break
+        lines.append(line)
+    return "\n".join(lines)
 
 
 # torch.testing.assert_close's default (rtol, atol) per dtype. Its first call imports
@@ -196,31 +283,49 @@ def expect_float(value: Any, *, call: str) -> float:
     """Fail unless `value` is a plain Python number; return it as a float."""
     if isinstance(value, torch.Tensor):
         fail(
-            f"Called {call}.\nIt returned a tensor, {show(value)}, but a Python float is asked for.\n"
-            "Likely cause: you returned the tensor itself; turn a one-element tensor into a Python "
-            "number with .item() (a tensor may also keep its whole graph alive)."
+            _(
+                "Called {call}.\nIt returned a tensor, {value}, but a Python float is asked for.\n"
+                "Likely cause: you returned the tensor itself; turn a one-element tensor into a Python "
+                "number with .item() (a tensor may also keep its whole graph alive)."
+            ).format(call=call, value=show(value))
         )
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        fail(f"Called {call}.\nIt returned {value!r} ({type(value).__name__}); a Python float is asked for.")
+        fail(
+            _("Called {call}.\nIt returned {value} ({type}); a Python float is asked for.").format(
+                call=call, value=repr(value), type=type(value).__name__
+            )
+        )
     return float(value)
 
 
 def expect_floats(values: Any, length: int, *, call: str) -> list[float]:
     """Fail unless `values` is a list or tuple of `length` plain numbers."""
     if not isinstance(values, (list, tuple)):
-        fail(f"Called {call}.\nIt returned {show(values)}; a list of {length} floats is asked for.")
+        fail(
+            _("Called {call}.\nIt returned {value}; a list of {length} floats is asked for.").format(
+                call=call, value=show(values), length=length
+            )
+        )
     if len(values) != length:
-        fail(f"Called {call}.\nIt returned {len(values)} values, {show(list(values))}; expected {length}.")
+        fail(
+            _("Called {call}.\nIt returned {count} values, {value}; expected {length}.").format(
+                call=call, count=len(values), value=show(list(values)), length=length
+            )
+        )
     if any(isinstance(v, torch.Tensor) for v in values):
         kind = type(values).__name__
         shared = len(values) > 1 and all(v is values[0] for v in values)
         fail(
-            f"Called {call}.\nIt returned a {kind} of tensors, {show(values)}, but a {kind} of Python "
-            "floats is asked for.\nLikely cause: you stored each tensor itself; store a Python number "
-            "with .item() as you go."
+            _(
+                "Called {call}.\nIt returned a {kind} of tensors, {value}, but a {kind} of Python "
+                "floats is asked for.\nLikely cause: you stored each tensor itself; store a Python number "
+                "with .item() as you go."
+            ).format(call=call, kind=kind, value=show(values))
             + (
-                " Every entry is the same tensor object: a tensor such as .grad that later steps "
-                "change in place shows only its last value."
+                _(
+                    " Every entry is the same tensor object: a tensor such as .grad that later steps "
+                    "change in place shows only its last value."
+                )
                 if shared
                 else ""
             )
@@ -269,8 +374,10 @@ class Spy:
     def expect_calls(self, count: int, *, call: str, why: str) -> None:
         if self.count != count:
             fail(
-                f"Called {call}.\nIt called {self.name} {self.count} time(s); "
-                f"expected exactly {count}.\n{why}"
+                _("Called {call}.\nIt called {name} {count} time(s); expected exactly {expected}.").format(
+                    call=call, name=self.name, count=self.count, expected=count
+                )
+                + f"\n{why}"
             )
 
     def expect_tracked_inputs(self, *, call: str) -> None:
@@ -279,13 +386,17 @@ class Spy:
             for arg in args:
                 if not isinstance(arg, torch.Tensor):
                     fail(
-                        f"Called {call}.\nIt passed {self.name} a {type(arg).__name__}, {arg!r}; "
-                        "pass a tensor created with requires_grad=True so autograd can record the graph."
+                        _(
+                            "Called {call}.\nIt passed {name} a {type}, {value}; pass a tensor created "
+                            "with requires_grad=True so autograd can record the graph."
+                        ).format(call=call, name=self.name, type=type(arg).__name__, value=repr(arg))
                     )
                 if not arg.requires_grad:
                     fail(
-                        f"Called {call}.\nIt passed {self.name} {show(arg)}, which does not require grad.\n"
-                        "Likely cause: create the input with torch.tensor(x, requires_grad=True)."
+                        _(
+                            "Called {call}.\nIt passed {name} {value}, which does not require grad.\n"
+                            "Likely cause: create the input with torch.tensor(x, requires_grad=True)."
+                        ).format(call=call, name=self.name, value=show(arg))
                     )
 
 
