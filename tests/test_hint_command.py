@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from katas._harness import hints
-from katas._harness.cli import main
+from katas._harness.cli import build_parser, main
 from katas._harness.manifest import load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,3 +66,31 @@ def test_the_real_command_prints_no_traceback_for_a_bad_name():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ")
+
+
+def test_a_kata_or_its_file_means_its_current_exercise_as_in_reset(capsys, tmp_path):
+    """hint and reset read KATA_OR_EXERCISE alike: a kata's file names the kata."""
+    first = load(ROOT).kata("01_autograd").exercises[0]
+    for target in ("01_autograd", "katas/01_autograd/", "katas/01_autograd/autograd_basics.py"):
+        code, out, _ = run_hint(capsys, tmp_path, target)
+        assert code == 0 and out.startswith(f"{first.qualname} hint "), (target, out)
+    assert load(ROOT).target("katas/01_autograd/autograd_basics.py") == (load(ROOT).kata("01_autograd"), None)
+
+
+def test_every_command_help_page_says_what_it_does_and_names_its_arguments():
+    commands = build_parser().get_default("commands")
+    for name, command in commands.choices.items():
+        assert command.description, f"`{name} --help` has no description"
+        for action in command._actions:  # argparse has no public list of a parser's arguments
+            if action.dest != "help":
+                assert action.help, f"`{name} --help`: {action.dest} has no help text"
+            if action.default not in (None, False, argparse.SUPPRESS) and action.help:
+                assert "default" in action.help, f"`{name} --help`: {action.dest} hides its default"
+
+
+def test_a_stray_argument_shows_its_command_usage_not_the_top_level(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["list", "extra"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2
+    assert "usage: " in err and " list [-h]" in err and "unrecognized arguments: extra" in err

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import messages as msg
 from . import pristine, record
-from .manifest import Kata, Manifest
+from .manifest import Exercise, Kata, Manifest
 from .progress import Tally, tally_by_exercise
 
 
@@ -65,6 +65,16 @@ def gather(manifest: Manifest, *, rerun: bool = False) -> dict[str, Status]:
     if stale:
         found.update(_run(manifest, stale))
     return found
+
+
+def first_unfinished(manifest: Manifest, kata: Kata) -> Exercise | None:
+    """The kata's first exercise that its last run did not pass (without running anything)."""
+    known = record.known(manifest.root, kata, manifest.root / "katas")
+    for exercise in kata.exercises:
+        entry = _recorded(known.get(exercise.name))
+        if entry is None or entry.status != "done":
+            return exercise
+    return None
 
 
 def _run(manifest: Manifest, katas: list[Kata]) -> dict[str, Status]:

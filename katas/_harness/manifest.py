@@ -69,6 +69,22 @@ class Manifest:
     def exercises(self) -> list[Exercise]:
         return [ex for kata in self.katas for ex in kata.exercises]
 
+    def target(self, name: str) -> tuple[Kata, Exercise | None]:
+        """What a command's KATA_OR_EXERCISE names: a kata (`01_autograd`, its folder or its
+        stub file `katas/01_autograd/autograd_basics.py`) or one exercise."""
+        cleaned = name.strip().replace("\\", "/").removeprefix("./").removeprefix("katas/").rstrip("/")
+        if cleaned.endswith(".py"):
+            cleaned = cleaned.rsplit("/", 1)[0]  # a kata's file means the kata
+        for kata in self.katas:
+            if kata.name == cleaned:
+                return kata, None
+        try:
+            exercise = self.exercise(cleaned)
+        except UnknownExercise as err:
+            close = difflib.get_close_matches(cleaned, [k.name for k in self.katas], n=3)
+            raise UnknownExercise(name, close or err.suggestions) from None
+        return self.kata(exercise.kata), exercise
+
     def exercise(self, name: str) -> Exercise:
         """Find `KATA/FUNCTION`, or a bare `FUNCTION` where it is unique."""
         everything = self.exercises

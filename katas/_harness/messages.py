@@ -113,6 +113,10 @@ HINT_UNKNOWN = (
     "no exercise named '{name}'; exercises are named KATA/FUNCTION, "
     "e.g. 01_autograd/grad_at (all are listed in katas/manifest.toml)"
 )
+HINT_KATA_DONE = (
+    "every exercise of {kata} passed in your last run; "
+    "name one for its hints: python -m katas hint {kata}/FUNCTION"
+)
 SOLUTION_HINT = "Stuck? python -m katas hint {exercise}"
 SOLUTION_NOT_YET = (
     "{exercise}: {failing} of its {total} tests still fail; its solution is shown once they all pass."

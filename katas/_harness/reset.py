@@ -6,7 +6,6 @@ file changes: resetting one exercise rewrites only that definition's lines.
 
 from __future__ import annotations
 
-import difflib
 import os
 import time
 from collections.abc import Callable
@@ -53,20 +52,15 @@ def plan(manifest: Manifest, target: str) -> Plan:
 
 
 def _resolve(manifest: Manifest, target: str) -> tuple[Kata, Exercise | None]:
-    name = target.strip().removeprefix("./").removeprefix("katas/").rstrip("/")
-    if name.endswith(".py"):
-        name = name.rsplit("/", 1)[0]  # katas/01_autograd/autograd_basics.py means the kata
-    for kata in manifest.katas:
-        if kata.name == name:
-            return kata, None
     try:
-        exercise = manifest.exercise(name)
+        return manifest.target(target)
     except UnknownExercise as err:
-        katas = [k.name for k in manifest.katas]
-        close = difflib.get_close_matches(name, katas, n=3) or err.suggestions
-        hint = msg.RESET_DID_YOU_MEAN.format(names=", ".join(close)) if close else msg.RESET_NAMING
+        hint = (
+            msg.RESET_DID_YOU_MEAN.format(names=", ".join(err.suggestions))
+            if err.suggestions
+            else msg.RESET_NAMING
+        )
         raise ResetError(msg.RESET_UNKNOWN.format(target=target, hint=hint)) from None
-    return manifest.kata(exercise.kata), exercise
 
 
 def _splice(current: str, original: str, exercise: Exercise, kata: Kata) -> str:
