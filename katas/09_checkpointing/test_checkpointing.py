@@ -682,6 +682,24 @@ def same_optimizer_state(a: dict, b: dict) -> bool:
     return True
 
 
+def unrestored_parts(now: dict, at_save: dict) -> list[str]:
+    """What of the training state a load did not bring back exactly, each with its fix."""
+    parts = []
+    changed = differing_keys(now["model"], at_save["model"])
+    if changed:
+        fix = "restore them with model.load_state_dict(checkpoint['model'])"
+        parts.append(f"the model's weights {changed}: {fix}")
+    if not same_optimizer_state(now["optimizer"], at_save["optimizer"]):
+        parts.append(OPTIMIZER_LOST)
+    rng_now, rng_then = now["rng"], at_save["rng"]
+    for name in ("torch", "generator"):
+        if not torch.equal(rng_now[name], rng_then[name]):
+            parts.append(RNG_LOST[name])
+    if rng_now["python"] != rng_then["python"]:
+        parts.append(RNG_LOST["python"])
+    return parts
+
+
 def trained_run(epochs: int = 1):
     random.seed(0)
     model, optimizer, loader, generator = training_setup(0)
@@ -875,9 +893,11 @@ def test_resumed_training_matches_an_uninterrupted_run_exactly(tmp_path):
     model, optimizer, loader, generator = trained_run(epochs=0)
     resumed = [train_epoch(model, optimizer, loader) for _ in range(stop)]
     path = tmp_path / "ckpt.pt"
+    at_save = copy.deepcopy(reference_checkpoint(model, optimizer, stop, generator))
     cp.save_checkpoint(path, model, optimizer, stop, generator)
     model, optimizer, loader, generator = start_fresh_process()
     start = cp.load_checkpoint(path, model, optimizer, generator)
+    not_restored = unrestored_parts(reference_checkpoint(model, optimizer, stop, generator), at_save)
     call = (
         f"save_checkpoint(path, model, optimizer, {stop}, generator) after {stop} of {total} epochs, "
         f"then start = load_checkpoint(path, ...) in a fresh process and `for epoch in range(start, {total})`"
@@ -888,13 +908,19 @@ def test_resumed_training_matches_an_uninterrupted_run_exactly(tmp_path):
     for epoch, (a, b) in enumerate(zip(resumed, straight, strict=True)):
         if a != b:
             step = next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), 0)
+            cause = (
+                "Right after load_checkpoint these differ from the moment of saving: "
+                + "; ".join(not_restored)
+                + "."
+                if not_restored
+                else "Everything was restored right after load_checkpoint, so something changed it "
+                "afterwards: load_checkpoint must return without training, drawing random numbers "
+                "or iterating the loader."
+            )
             fail(
                 f"Called {call}.\nThe resumed run diverged from the uninterrupted one at epoch {epoch}, "
                 f"step {step}: loss {show(a[step])}, not {show(b[step])}.\nA resumed run must repeat "
-                "the uninterrupted one bit for bit. Something was not restored exactly: the model, "
-                "the optimizer state, torch's RNG (dropout), Python's random (the jitter) or the "
-                "DataLoader's generator (the order of the batches); the other tests of "
-                "save_checkpoint and load_checkpoint name which."
+                f"the uninterrupted one bit for bit.\nLikely cause: {cause}"
             )
     changed = differing_keys(model.state_dict(), straight_state)
     if changed:

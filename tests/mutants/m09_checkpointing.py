@@ -238,7 +238,7 @@ def save_checkpoint_pickles_objects(path, model, optimizer, epoch, generator=Non
 # --- load_checkpoint ---
 
 
-@mutant(KATA, "load_checkpoint", says="optimizer state is lost")
+@mutant(KATA, "load_checkpoint", says="optimizer state is lost", everywhere=True)
 def load_checkpoint_skips_optimizer(path, model, optimizer, generator=None):
     """Restores the model and RNG states but leaves the optimizer fresh."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -259,7 +259,7 @@ def load_checkpoint_skips_rng(path, model, optimizer, generator=None):
     return checkpoint["epoch"]
 
 
-@mutant(KATA, "load_checkpoint", says="DataLoader's generator")
+@mutant(KATA, "load_checkpoint", says="DataLoader's generator", everywhere=True)
 def load_checkpoint_skips_generator(path, model, optimizer, generator=None):
     """Restores the global RNGs but not the DataLoader's generator: the shuffling order changes."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
