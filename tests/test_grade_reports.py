@@ -48,7 +48,9 @@ def sample_grade() -> Grade:
                 [
                     ExerciseScore("06_training_loop/train_step", 2, 2, "passed"),
                     ExerciseScore("06_training_loop/fit", 0, 3, "failed", wrong, CAUSE),
-                    ExerciseScore("06_training_loop/evaluate", 0, 1, "todo", "TODO: implement evaluate()"),
+                    ExerciseScore(
+                        "06_training_loop/seeded_losses", 0, 1, "todo", "TODO: implement seeded_losses()"
+                    ),
                 ],
                 seconds=6.0,
             ),
@@ -92,7 +94,7 @@ def test_the_junit_report_is_valid_against_the_jenkins_schema_and_reads_back():
     assert cases["train_step"].is_passed
     (failure,) = cases["fit"].result
     assert isinstance(failure, junitparser.Failure) and failure.message.startswith(f"Likely cause: {CAUSE}")
-    assert isinstance(cases["evaluate"].result[0], junitparser.Failure)
+    assert isinstance(cases["seeded_losses"].result[0], junitparser.Failure)
     (error,) = next(iter(suites["01_autograd"])).result
     assert isinstance(error, junitparser.Error), "a kata that was not graded is an error, not a wrong answer"
     assert "ModuleNotFoundError" in error.message
@@ -172,7 +174,7 @@ def test_gradescope_results_carry_the_markdown_summary_numbers_and_tags():
     assert numbers == [
         ("1.1", "06_training_loop/train_step"),
         ("1.2", "06_training_loop/fit"),
-        ("1.3", "06_training_loop/evaluate"),
+        ("1.3", "06_training_loop/seeded_losses"),
         ("2.1", "01_autograd/grad_at"),
     ]
     assert all(t["tags"][0] == t["name"].split("/")[0] for t in data["tests"])

@@ -72,11 +72,11 @@ def make_loader(
 
 
 def feature_mean(loader: Iterable[tuple[Tensor, Tensor]]) -> Tensor:
-    """Return the mean of the inputs `x` over every sample that `loader` yields, per feature.
+    """Given: finished code, nothing to write. The per-feature mean of x over every sample.
 
-    `loader` yields `(x, y)` batches, `x` of shape (batch, features); the batches
-    need not be equal in size (the last one of an epoch is usually smaller). Loop
-    over the batches, as in `for x, y in loader:`; the result has shape (features,).
+    The article's loop over a DataLoader's batches, with the habit you practised in kata 06
+    (`train_epoch`): sum over samples and divide by the number of samples, so a short last
+    batch weighs by its size, not as much as a full batch.
 
     >>> first = (torch.tensor([[1.0], [2.0], [3.0]]), torch.zeros(3))
     >>> last = (torch.tensor([[10.0]]), torch.zeros(1))  # a smaller last batch
@@ -85,7 +85,11 @@ def feature_mean(loader: Iterable[tuple[Tensor, Tensor]]) -> Tensor:
 
     Docs: https://docs.pytorch.org/docs/stable/data.html#torch.utils.data.DataLoader
     """
-    raise NotImplementedError("feature_mean")
+    total, count = 0.0, 0
+    for x, _ in loader:
+        total = total + x.sum(dim=0)
+        count += len(x)
+    return total / count
 
 
 def pad_collate(

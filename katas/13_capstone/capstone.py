@@ -3,7 +3,9 @@
 Replace each `raise NotImplementedError` with your code, then run
 `pytest katas/13_capstone`. The lesson is in README.md beside this file.
 SpiralDataset is a class: implement every method that raises. Later exercises
-use earlier ones, so work in order.
+use earlier ones, so work in order. The functions whose docstring starts with
+"Given:" are finished code from habits practised in earlier katas: read them and
+call them, there is nothing to write there.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -71,13 +74,13 @@ class SpiralDataset(Dataset):
 def split_loaders(
     dataset: Dataset, test_fraction: float, batch_size: int, seed: int
 ) -> tuple[DataLoader, DataLoader]:
-    """Split `dataset` at random into a train and a held-out test part; return a loader for each.
+    """Given: finished code, nothing to write. Seeded train and test loaders over a random split.
 
-    The test part holds `int(test_fraction * len(dataset))` samples, the train part the
-    rest, and no sample is in both. Everything depends on `seed` alone (never on the
-    global RNG): the split, through a generator seeded with `seed`, and the order of the
-    train loader, which reshuffles every epoch with its own generator seeded with `seed`.
-    The test loader does not shuffle. Both use `batch_size`.
+    You practised its parts in kata 11 (`split_dataset`, `make_loader`) and seeding in kata 06
+    (`seeded_losses`). The test part holds `int(test_fraction * len(dataset))` samples and
+    the train part the rest, disjoint. The split and the train loader's reshuffling every
+    epoch depend on `seed` alone, through generators of their own (the global RNG is left
+    alone); the test loader does not shuffle.
 
     >>> train_loader, test_loader = split_loaders(SpiralDataset(100, 0.05, 0), 0.25, 32, seed=0)
     >>> len(train_loader.dataset), len(test_loader.dataset)
@@ -85,7 +88,15 @@ def split_loaders(
 
     Docs: https://docs.pytorch.org/docs/stable/data.html#torch.utils.data.random_split
     """
-    raise NotImplementedError("split_loaders")
+    n_test = int(test_fraction * len(dataset))
+    train, test = random_split(
+        dataset, [len(dataset) - n_test, n_test], generator=torch.Generator().manual_seed(seed)
+    )
+    # The loader's own generator: the shuffling order depends on the seed, not on the global RNG.
+    train_loader = DataLoader(
+        train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
+    return train_loader, DataLoader(test, batch_size=batch_size)
 
 
 def build_model(hidden: int = 64) -> nn.Module:
@@ -104,12 +115,37 @@ def build_model(hidden: int = 64) -> nn.Module:
     raise NotImplementedError("build_model")
 
 
+def predict(model: nn.Module, x: Tensor) -> Tensor:
+    """Given: finished code, nothing to write. `model(x)` in eval mode, without autograd.
+
+    You wrote this in kata 04 (`predict`): it switches the model to eval mode (dropout off),
+    runs under `torch.no_grad()`, and puts every submodule back in the mode it was in, in a
+    `finally` block. Use it wherever you predict.
+
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    >>> predict(model, torch.zeros(3, 2)).shape, model.training
+    (torch.Size([3, 2]), True)
+
+    Docs: https://docs.pytorch.org/docs/stable/generated/torch.nn.Module.html#torch.nn.Module.eval
+    """
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(x)
+    finally:
+        # model.train(was_training) would flatten a mix, e.g. a frozen batch norm kept in eval.
+        for m, training in modes.items():
+            m.training = training
+
+
 def evaluate_accuracy(model: nn.Module, loader: DataLoader) -> float:
     """Return the fraction of the loader's samples whose largest logit is the true label.
 
-    Predict in eval mode (dropout off) and without autograd (`torch.no_grad()`), then
-    put the model back in the mode it was in. Count correct predictions over all
-    samples, not per batch. The model may live on any device: take it from
+    The predicted class of a point is the index of its largest logit, `argmax(dim=1)`.
+    Predict with the given `predict(model, x)`: eval mode, no graph, the model's mode
+    restored. Count correct predictions and samples over the whole loader and divide
+    once, not per batch. The model may live on any device: take it from
     `next(model.parameters()).device` and move every batch there.
 
     >>> train_loader, test_loader = split_loaders(SpiralDataset(100, 0.05, seed=0), 0.25, 32, seed=0)
@@ -118,18 +154,18 @@ def evaluate_accuracy(model: nn.Module, loader: DataLoader) -> float:
     >>> evaluate_accuracy(model, test_loader), model.training  # untrained: about chance
     (0.46, True)
 
-    Docs: https://docs.pytorch.org/docs/stable/generated/torch.nn.Module.html#torch.nn.Module.eval
+    Docs: https://docs.pytorch.org/docs/stable/generated/torch.argmax.html
     """
     raise NotImplementedError("evaluate_accuracy")
 
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader) -> float:
-    """Train `model` for one pass over `loader`; return the mean cross-entropy per sample.
+    """Given: finished code, nothing to write. One epoch of training; the mean loss per sample.
 
-    Put the model in training mode. For each batch (on the model's device, as in
-    evaluate_accuracy): clear the old gradients, compute `F.cross_entropy(model(x), y)`,
-    backpropagate, step. The result weights each batch's loss by its size, so a short
-    last batch counts less: sum(loss_b * len_b) / number of samples, a Python float.
+    The loop of kata 06 (`train_step`, `train_epoch`) on the model's device (kata 10): training
+    mode, then per batch zero_grad, `F.cross_entropy`, backward, step. Each batch's loss is
+    weighed by its size; the sum stays on the device and is read once at the end, since an
+    `.item()` per batch would make the GPU wait at every step.
 
     >>> train_loader, test_loader = split_loaders(SpiralDataset(100, 0.05, seed=0), 0.25, 32, seed=0)
     >>> _ = torch.manual_seed(0)
@@ -139,7 +175,48 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: 
 
     Docs: https://docs.pytorch.org/tutorials/beginner/basics/optimization_tutorial.html
     """
-    raise NotImplementedError("train_one_epoch")
+    device = next(model.parameters()).device
+    model.train()
+    # Summed on the device in float64 (what .item() per batch would give), read once at the end:
+    # a .item() per batch waits for the GPU every step.
+    total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+    for points, labels in loader:
+        points, labels = points.to(device), labels.to(device)
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(points), labels)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach().double() * len(labels)
+        count += len(labels)
+    return (total / count).item()
+
+
+def save_atomically(obj: Any, path: str | os.PathLike) -> None:
+    """Given: finished code, nothing to write. `torch.save(obj, path)`, crash-safe.
+
+    You wrote this in kata 09 (`save_atomically`): it saves into a temporary file in the
+    same directory as `path`, then `os.replace`s it onto `path`, so a crash midway leaves
+    the previous file intact; on failure it removes the temporary file and re-raises.
+
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> save_atomically({"epoch": 3}, tmp / "ckpt.pt")
+    >>> os.listdir(tmp), torch.load(tmp / "ckpt.pt", weights_only=True)
+    (['ckpt.pt'], {'epoch': 3})
+
+    Docs: https://docs.pytorch.org/docs/stable/generated/torch.save.html
+    """
+    path = Path(path)
+    # Same directory: os.replace is atomic only within one file system.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def save_training_state(
@@ -157,9 +234,8 @@ def save_training_state(
          "epoch": epoch (the number of completed epochs), "losses": list(losses),
          "rng": {"torch": torch.get_rng_state(),
                  "loader": loader.generator.get_state() (None if loader.generator is None)}}
-    Atomically: `torch.save` into a temporary file in the same directory, then
-    `os.replace` it onto `path`; if the save fails, remove the temporary file and let
-    the error propagate. A crash midway must leave the previous checkpoint intact.
+    Write it with the given `save_atomically(state, path)`: a crash midway must leave the
+    previous checkpoint intact.
 
     >>> train_loader, test_loader = split_loaders(SpiralDataset(100, 0.05, seed=0), 0.25, 32, seed=0)
     >>> _ = torch.manual_seed(0)

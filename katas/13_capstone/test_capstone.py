@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from katas._harness.i18n import _
 from katas._harness.testing import expect_close, expect_float, expect_tensor_close, fail, show
 
 exercise = pytest.mark.exercise
@@ -312,126 +313,6 @@ def test_spiral_dataset_feeds_a_dataloader():
         )
 
 
-# --- split_loaders --------------------------------------------------------------------------------
-
-
-class Numbered(Dataset):
-    """Sample i is (tensor([i, -i]), tensor(i)): every sample says which one it is."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index):
-        i = int(index)
-        if not 0 <= i < self.n:
-            raise IndexError(index)
-        return torch.tensor([float(i), -float(i)]), torch.tensor(i)
-
-
-def loaders_of(result, call: str) -> tuple[DataLoader, DataLoader]:
-    if not (
-        isinstance(result, tuple) and len(result) == 2 and all(isinstance(r, DataLoader) for r in result)
-    ):
-        fail(f"Called {call}.\nIt returned {show(result)}; a tuple (train_loader, test_loader) is asked for.")
-    return result
-
-
-def ids(loader) -> list[int]:
-    return [int(i) for _, labels in loader for i in labels]
-
-
-@exercise("split_loaders")
-@given(n=st.integers(10, 60), test_fraction=st.floats(0.1, 0.6), batch_size=st.integers(1, 16), seed=seeds)
-def test_split_loaders_put_every_sample_in_exactly_one_part(n, test_fraction, batch_size, seed):
-    call = (
-        f"split_loaders(dataset of {n} samples, test_fraction={test_fraction}, "
-        f"batch_size={batch_size}, seed={seed})"
-    )
-    train_loader, test_loader = loaders_of(
-        cap.split_loaders(Numbered(n), test_fraction, batch_size, seed), call
-    )
-    train, test = ids(train_loader), ids(test_loader)
-    n_test = int(test_fraction * n)
-    both = sorted(set(train) & set(test))
-    if both:
-        fail(
-            f"Called {call}.\n{len(both)} held-out samples, {both[:8]}, are also in the training set: the "
-            "test accuracy then measures memory, not generalisation.\nLikely cause: split once, with "
-            "random_split(dataset, [n - n_test, n_test], generator=...), and build each loader on its "
-            "own part."
-        )
-    if len(test) != n_test or sorted(train + test) != list(range(n)):
-        fail(
-            f"Called {call}.\nThe test loader yields {len(test)} samples and the train loader {len(train)} "
-            f"(repeats: {len(train) - len(set(train))}); the tests expected {n_test} = int(test_fraction * "
-            f"len(dataset)) and the other {n - n_test}, every sample exactly once."
-        )
-    for name, loader in (("train", train_loader), ("test", test_loader)):
-        sizes = [len(labels) for _, labels in loader]
-        if any(size != batch_size for size in sizes[:-1]) or sizes[-1] > batch_size:
-            fail(f"Called {call}.\nThe {name} loader's batches hold {sizes}; use batch_size={batch_size}.")
-
-
-@exercise("split_loaders")
-def test_split_loaders_depend_on_the_seed_alone():
-    call = "split_loaders(dataset of 60 samples, 0.25, 8, seed=0)"
-    before = torch.get_rng_state()
-    runs = []
-    for global_seed in (1, 2):
-        torch.manual_seed(global_seed)
-        state = torch.get_rng_state()
-        train_loader, test_loader = loaders_of(cap.split_loaders(Numbered(60), 0.25, 8, 0), call)
-        untouched = torch.equal(torch.get_rng_state(), state)
-        runs.append((sorted(ids(test_loader)), ids(train_loader), ids(train_loader), untouched))
-    _, other_test = loaders_of(cap.split_loaders(Numbered(60), 0.25, 8, 1), call)
-    torch.set_rng_state(before)
-    (test_a, order_a, again_a, untouched), (test_b, order_b, again_b, _) = runs
-    twice = f"Called {call} twice, after torch.manual_seed(1) and after torch.manual_seed(2)."
-    if test_a != test_b:
-        fail(
-            f"{twice}\nThe held-out samples differ: the split depends on the global RNG.\nLikely cause: "
-            "random_split without a generator; pass generator=torch.Generator().manual_seed(seed)."
-        )
-    if (order_a, again_a) != (order_b, again_b):
-        fail(
-            f"{twice}\nThe split is the same, but the train loader visits the samples in another order: "
-            "its shuffling draws from the global RNG.\nLikely cause: give the train DataLoader its own "
-            "generator=torch.Generator().manual_seed(seed)."
-        )
-    if not untouched:
-        fail(
-            f"Called {call}.\nAfterwards the global RNG was in another state: split_loaders reseeded it, "
-            "which changes every later random draw of the program.\nLikely cause: torch.manual_seed(seed) "
-            "inside split_loaders; seed generators of your own instead."
-        )
-    if sorted(ids(other_test)) == test_a:
-        fail(
-            f"Called {call} and split_loaders(..., seed=1).\nBoth hold out the same samples: the seed is "
-            "ignored.\nLikely cause: seed the split's generator with `seed`."
-        )
-
-
-@exercise("split_loaders")
-def test_split_loaders_shuffle_the_train_part_every_epoch_and_never_the_test_part():
-    call = "split_loaders(dataset of 60 samples, 0.25, 8, seed=0)"
-    train_loader, test_loader = loaders_of(cap.split_loaders(Numbered(60), 0.25, 8, 0), call)
-    first, second = ids(train_loader), ids(train_loader)
-    if first == second or first == sorted(first):
-        fail(
-            f"Called {call}, then iterated the train loader twice.\nThe orders were {first[:10]}... and "
-            f"{second[:10]}...; the train loader should reshuffle every epoch.\nLikely cause: "
-            "DataLoader(train_part, batch_size, shuffle=True, generator=...)."
-        )
-    if ids(test_loader) != ids(test_loader):
-        fail(
-            f"Called {call}, then iterated the test loader twice.\nThe orders differ: the test loader "
-            "shuffles. Evaluation needs no shuffling; leave shuffle=False so results are easy to compare."
-        )
-
-
 # --- build_model ----------------------------------------------------------------------------------
 
 
@@ -514,7 +395,7 @@ def test_build_model_draws_its_initial_weights_from_the_global_rng():
         )
 
 
-# --- evaluate_accuracy and train_one_epoch: models on another device ------------------------------
+# --- evaluate_accuracy: a model on another device ---------------------------------------------------
 
 
 class ProbeReached(Exception):
@@ -617,7 +498,7 @@ def dropout_model():
 
 @exercise("evaluate_accuracy")
 def test_evaluate_accuracy_turns_dropout_off_and_restores_the_mode():
-    x, _ = points_and_labels(200, 0)
+    x = points_and_labels(200, 0)[0]
     model = dropout_model()
     with torch.no_grad():
         y = model.eval()(x).argmax(dim=1)
@@ -632,21 +513,28 @@ def test_evaluate_accuracy_turns_dropout_off_and_restores_the_mode():
         got,
         expected,
         call=call,
-        note="Likely cause: dropout was on, so random units were dropped at prediction time. Call "
-        "model.eval() before predicting.",
+        note=_(
+            "Likely cause: dropout was on, so random units were dropped at prediction time. Call "
+            "model.eval() before predicting: the given predict(model, x) does it for you."
+        ),
     )
     if not model.training:
         fail(
-            f"Called {call}.\nAfterwards the model is still in eval mode, so the next training epoch "
-            "would run without dropout.\nLikely cause: remember was_training = model.training, and "
-            "call model.train(was_training) at the end (in a finally block)."
+            _(
+                "Called {call}.\nAfterwards the model is still in eval mode, so the next training epoch "
+                "would run without dropout.\nLikely cause: predict with the given predict(model, x), "
+                "which puts every submodule back in its mode (in a finally block)."
+            ).format(call=call)
         )
     model.eval()
     on_any_machine(cap.evaluate_accuracy, model, loader, call="evaluate_accuracy(model, loader)")
     if model.training:
         fail(
-            "Called evaluate_accuracy(model, loader) on a model in eval mode.\nAfterwards it is in training "
-            "mode. Restore the mode the model was in, model.train(was_training), not always train()."
+            _(
+                "Called evaluate_accuracy(model, loader) on a model in eval mode.\nAfterwards it is in "
+                "training mode. Restore the mode the model was in, not always train(): the given "
+                "predict(model, x) does."
+            )
         )
 
 
@@ -673,9 +561,11 @@ def test_evaluate_accuracy_runs_without_autograd():
         fail(f"Called {call}.\nIt never called the model.")
     if any(model.grad_enabled):
         fail(
-            f"Called {call}.\nAutograd was recording while the model predicted: every forward pass "
-            "built a graph nobody will backpropagate through, wasting memory and time.\nLikely cause: "
-            "wrap the evaluation loop in `with torch.no_grad():`."
+            _(
+                "Called {call}.\nAutograd was recording while the model predicted: every forward pass "
+                "built a graph nobody will backpropagate through, wasting memory and time.\nLikely "
+                "cause: predicting without torch.no_grad(); the given predict(model, x) runs under it."
+            ).format(call=call)
         )
 
 
@@ -686,7 +576,7 @@ def test_evaluate_accuracy_moves_batches_to_the_model_device():
     )
 
 
-# --- train_one_epoch ------------------------------------------------------------------------------
+# --- a tiny training run (train_one_epoch is given code; the checkpoint tests use this) -------------
 
 DATA_SEED = 1234
 
@@ -720,117 +610,6 @@ def reference_epoch(model, optimizer, loader, zero_grad: bool = True) -> list[tu
         optimizer.step()
         losses.append((loss.item(), len(y)))
     return losses
-
-
-def per_sample(losses) -> float:
-    return sum(loss * size for loss, size in losses) / sum(size for _, size in losses)
-
-
-@exercise("train_one_epoch")
-@given(n=st.integers(1, 24), batch_size=st.integers(1, 8), seed=seeds)
-def test_train_one_epoch_matches_the_textbook_loop(n, batch_size, seed):
-    model, optimizer, loader = tiny_setup(seed, n, batch_size)
-    call = f"train_one_epoch(model, Adam(lr=0.05), loader) on {n} samples in batches of {batch_size}"
-    got = expect_float(on_any_machine(cap.train_one_epoch, model, optimizer, loader, call=call), call=call)
-    ref_model, ref_optimizer, ref_loader = tiny_setup(seed, n, batch_size)
-    expected = reference_epoch(ref_model, ref_optimizer, ref_loader)
-    # rtol: the same float32 operations, the batch losses perhaps summed in another order
-    if math.isclose(got, per_sample(expected), rel_tol=1e-5, abs_tol=1e-6) and all(
-        torch.allclose(p, r, rtol=1.3e-6, atol=1e-5)
-        for p, r in zip(model.parameters(), ref_model.parameters(), strict=True)
-    ):
-        return
-    # Something differs: replay the loop without zero_grad() to name that mistake if it is the one.
-    acc_model, acc_optimizer, acc_loader = tiny_setup(seed, n, batch_size)
-    accumulated = reference_epoch(acc_model, acc_optimizer, acc_loader, zero_grad=False)
-    zero_grad_forgotten = (
-        "gradients piled up from batch to batch: did you forget optimizer.zero_grad() before each backward()?"
-    )
-    expect_close(
-        got,
-        per_sample(expected),
-        call=call,
-        rtol=1e-5,
-        mistakes=[
-            (zero_grad_forgotten, per_sample(accumulated)),
-            (
-                "the mean of the batch means: weight each batch's loss by its size, so that a short "
-                "last batch counts less",
-                sum(loss for loss, _ in expected) / len(expected),
-            ),
-            ("you returned the last batch's loss; return the mean over the epoch", expected[-1][0]),
-        ],
-    )
-    for (name, param), ref, acc in zip(
-        model.named_parameters(), ref_model.parameters(), acc_model.parameters(), strict=True
-    ):
-        expect_tensor_close(
-            param,
-            ref,
-            call=f"{call}, then compared {name} with the textbook loop's",
-            mistakes=[(zero_grad_forgotten, acc)],
-        )
-
-
-@exercise("train_one_epoch")
-def test_train_one_epoch_clears_stale_gradients_before_the_first_step():
-    model, optimizer, loader = tiny_setup(0)
-    ref_model, ref_optimizer, ref_loader = tiny_setup(0)
-    for m in (model, ref_model):  # gradients left over from some earlier backward()
-        m(torch.full((4, 2), 3.0)).sum().backward()
-    call = "train_one_epoch(model, optimizer, loader) on a model whose .grad still holds an old backward()"
-    on_any_machine(cap.train_one_epoch, model, optimizer, loader, call=call)
-    reference_epoch(ref_model, ref_optimizer, ref_loader)
-    for (name, param), ref in zip(model.named_parameters(), ref_model.parameters(), strict=True):
-        expect_tensor_close(
-            param,
-            ref,
-            call=f"{call}, then compared {name}",
-            note="Likely cause: the first step used the stale gradients. Clear them before each "
-            "backward(): optimizer.zero_grad() first in the loop body, not after optimizer.step().",
-        )
-
-
-@exercise("train_one_epoch")
-def test_train_one_epoch_switches_the_model_to_training_mode():
-    model, optimizer, loader = tiny_setup(0, dropout=0.3)
-    ref_model, ref_optimizer, ref_loader = tiny_setup(0, dropout=0.3)
-    model.eval()  # as evaluate_accuracy might have left it
-    call = (
-        "train_one_epoch(model, optimizer, loader) on a model with nn.Dropout(0.3), handed over in eval mode"
-    )
-    modes = []  # the model's mode at each forward pass
-    hook = model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
-    torch.manual_seed(5)
-    on_any_machine(cap.train_one_epoch, model, optimizer, loader, call=call)
-    hook.remove()
-    torch.manual_seed(5)
-    reference_epoch(ref_model, ref_optimizer, ref_loader)
-    if not model.training:
-        fail(
-            f"Called {call}.\nThe model is still in eval mode: it trained without dropout.\n"
-            "Likely cause: call model.train() at the start of the epoch; evaluation switches it off."
-        )
-    for (name, param), ref in zip(model.named_parameters(), ref_model.parameters(), strict=True):
-        expect_tensor_close(
-            param,
-            ref,
-            call=f"{call}, then compared {name}",
-            note="Likely cause: call model.train() before the first batch, not after the loop: "
-            f"the forward passes ran in the modes {modes} (True: training)."
-            if modes and not all(modes)
-            else "",
-        )
-
-
-@exercise("train_one_epoch")
-def test_train_one_epoch_moves_batches_to_the_model_device():
-    def run(model, loader):
-        cap.train_one_epoch(model, torch.optim.Adam(model.parameters(), lr=0.01), loader)
-
-    expect_batches_on_the_model_device(
-        run, call="train_one_epoch(model, optimizer, loader) with the model on the meta device"
-    )
 
 
 # --- checkpoints ----------------------------------------------------------------------------------
@@ -1019,18 +798,23 @@ def test_save_training_state_keeps_the_previous_checkpoint_when_the_save_crashes
             "the checkpoint was saved. Clean up, then re-raise."
         )
     if not path.exists() or path.read_bytes() != old:
-        state = "is gone" if not path.exists() else "was overwritten by a half-written file"
+        state = _("is gone") if not path.exists() else _("was overwritten by a half-written file")
         fail(
-            f"Called {call}.\nThe previous checkpoint {state}: the run has nothing left to resume from.\n"
-            "Likely cause: torch.save wrote straight onto the target path, which truncates the old file "
-            "first. Save into a temporary file in the same directory (tempfile.mkstemp(dir=path.parent)), "
-            "then os.replace(temporary, path): the rename swaps the whole file at once."
+            _(
+                "Called {call}.\nThe previous checkpoint {state}: the run has nothing left to resume "
+                "from.\nLikely cause: torch.save wrote straight onto the target path, which truncates the "
+                "old file first. Hand the dict to the given save_atomically(state, path): it saves into a "
+                "temporary file in the same directory, then os.replace swaps the whole file at once."
+            ).format(call=call, state=state)
         )
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p != path)
     if leftovers:
         fail(
-            f"Called {call}.\nThe previous checkpoint is intact, but the directory also holds {leftovers}: "
-            "a stray temporary file. Remove it when the save fails (except: unlink it, then raise)."
+            _(
+                "Called {call}.\nThe previous checkpoint is intact, but the directory also holds "
+                "{leftovers}: a stray temporary file. Save with the given save_atomically(state, path), "
+                "which removes it when the save fails."
+            ).format(call=call, leftovers=leftovers)
         )
 
 

@@ -37,8 +37,8 @@ def train_epoch(
 
 
 def evaluate(model: nn.Module, loss_fn: LossFn, loader: DataLoader) -> float:
-    """The mean loss per sample over `loader`, in eval mode and without autograd."""
-    was_training = model.training
+    """The mean loss per sample over `loader`, in eval mode and without autograd (given code)."""
+    modes = {m: m.training for m in model.modules()}
     model.eval()
     total, count = 0.0, 0
     try:
@@ -47,7 +47,8 @@ def evaluate(model: nn.Module, loss_fn: LossFn, loader: DataLoader) -> float:
                 total += loss_fn(model(inputs), targets).item() * len(inputs)
                 count += len(inputs)
     finally:
-        model.train(was_training)
+        for m, training in modes.items():
+            m.training = training
     return total / count
 
 

@@ -51,7 +51,7 @@ def make_loader(
 
 
 def feature_mean(loader: Iterable[tuple[Tensor, Tensor]]) -> Tensor:
-    """The per-feature mean of x over every sample the loader yields."""
+    """The per-feature mean of x over every sample the loader yields (given code)."""
     total, count = 0.0, 0
     for x, _ in loader:
         total = total + x.sum(dim=0)

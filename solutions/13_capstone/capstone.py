@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,7 @@ class SpiralDataset(Dataset):
 def split_loaders(
     dataset: Dataset, test_fraction: float, batch_size: int, seed: int
 ) -> tuple[DataLoader, DataLoader]:
+    """Seeded train and test loaders over a random split of `dataset` (given code)."""
     n_test = int(test_fraction * len(dataset))
     train, test = random_split(
         dataset, [len(dataset) - n_test, n_test], generator=torch.Generator().manual_seed(seed)
@@ -62,28 +64,32 @@ def build_model(hidden: int = 64) -> nn.Module:
     )
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+def predict(model: nn.Module, x: Tensor) -> Tensor:
+    """model(x) in eval mode without a graph; every submodule's mode restored (given code)."""
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(x)
+    finally:
+        # model.train(was_training) would flatten a mix, e.g. a frozen batch norm kept in eval.
+        for m, training in modes.items():
+            m.training = training
 
 
 def evaluate_accuracy(model: nn.Module, loader: DataLoader) -> float:
-    device = _device_of(model)
-    was_training = model.training
-    model.eval()
+    device = next(model.parameters()).device
     correct, count = 0, 0
-    try:
-        with torch.no_grad():
-            for points, labels in loader:
-                predicted = model(points.to(device)).argmax(dim=1)
-                correct += (predicted == labels.to(device)).sum().item()
-                count += len(labels)
-    finally:
-        model.train(was_training)
+    for points, labels in loader:
+        labels = labels.to(device)
+        correct += (predict(model, points.to(device)).argmax(dim=1) == labels).sum().item()
+        count += len(labels)
     return correct / count
 
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader) -> float:
-    device = _device_of(model)
+    """One epoch on the model's device; the mean loss per sample (given code)."""
+    device = next(model.parameters()).device
     model.train()
     # Summed on the device in float64 (what .item() per batch would give), read once at the end:
     # a .item() per batch waits for the GPU every step.
@@ -97,6 +103,22 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: 
         total += loss.detach().double() * len(labels)
         count += len(labels)
     return (total / count).item()
+
+
+def save_atomically(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save(obj, path), but a crash midway leaves the previous file intact (given code)."""
+    path = Path(path)
+    # Same directory: os.replace is atomic only within one file system.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def save_training_state(
@@ -117,16 +139,7 @@ def save_training_state(
             "loader": None if loader.generator is None else loader.generator.get_state(),
         },
     }
-    path = Path(path)
-    # Same directory: os.replace is atomic only within one file system.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    save_atomically(state, path)
 
 
 def resume_training(

@@ -111,69 +111,6 @@ def epoch_without_zero_grad(model, loss_fn, optimizer, loader):
     return total / count
 
 
-# --- evaluate ---
-
-
-@mutant(KATA, "evaluate", says="model.eval() was never undone")
-def evaluate_never_restores_mode(model, loss_fn, loader):
-    """Calls model.eval() and leaves the model in eval mode."""
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for x, y in loader:
-            total += loss_fn(model(x), y).item() * len(x)
-            count += len(x)
-    return total / count
-
-
-@mutant(KATA, "evaluate", says="restore the previous mode")
-def evaluate_always_back_to_train(model, loss_fn, loader):
-    """Ends with model.train(), even for a model that was in eval mode before."""
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for x, y in loader:
-            total += loss_fn(model(x), y).item() * len(x)
-            count += len(x)
-    model.train()
-    return total / count
-
-
-@mutant(KATA, "evaluate", says="torch.no_grad()")
-def evaluate_under_autograd(model, loss_fn, loader):
-    """Forgets torch.no_grad(): every validation batch builds a graph."""
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    for x, y in loader:
-        total += loss_fn(model(x), y).item() * len(x)
-        count += len(x)
-    model.train(was_training)
-    return total / count
-
-
-@mutant(KATA, "evaluate", says="call model.eval()")
-def evaluate_in_train_mode(model, loss_fn, loader):
-    """Uses torch.no_grad() but forgets model.eval(): dropout stays on, batch norm updates its stats."""
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for x, y in loader:
-            total += loss_fn(model(x), y).item() * len(x)
-            count += len(x)
-    return total / count
-
-
-@mutant(KATA, "evaluate", says="weight each batch's loss by its size")
-def evaluate_unweighted_mean(model, loss_fn, loader):
-    """Averages the batch losses without weighting them by batch size."""
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        losses = [loss_fn(model(x), y).item() for x, y in loader]
-    model.train(was_training)
-    return sum(losses) / len(losses)
-
-
 # --- fit ---
 
 

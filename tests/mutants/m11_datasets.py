@@ -122,35 +122,6 @@ def loader_always_shuffles(dataset, batch_size, *, shuffle, drop_last=False, see
     return DataLoader(dataset, batch_size, shuffle=True, drop_last=drop_last, generator=generator)
 
 
-# --- feature_mean ---
-
-
-@mutant(KATA, "feature_mean", says="averaged the batch means")
-def mean_of_batch_means(loader):
-    """Averages the per-batch means, so the small last batch weighs as much as a full one."""
-    return torch.stack([x.mean(dim=0) for x, _ in loader]).mean(dim=0)
-
-
-@mutant(KATA, "feature_mean", says="every batch is full")
-def mean_assumes_full_batches(loader):
-    """Divides by len(loader) * batch_size, as if every batch were full."""
-    total = sum(x.sum(dim=0) for x, _ in loader)
-    return total / (len(loader) * loader.batch_size)
-
-
-@mutant(KATA, "feature_mean", says="one pass")
-def mean_in_two_passes(loader):
-    """Counts the samples in a first pass and sums them in a second one."""
-    count = sum(len(x) for x, _ in loader)
-    return sum(x.sum(dim=0) for x, _ in loader) / count
-
-
-@mutant(KATA, "feature_mean", says="drop_last=True skips its tail")
-def mean_of_the_whole_dataset(loader):
-    """Reads loader.dataset instead of the batches the loader yields."""
-    return loader.dataset.tensors[0].mean(dim=0)
-
-
 # --- pad_collate ---
 
 

@@ -11,9 +11,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, random_split
+from torch.utils.data import Dataset
 
 from tests.mutants import mutant
 
@@ -120,62 +119,6 @@ class SpiralDatasetFloatLabels(_Spirals):
 
     def __getitem__(self, index):
         return self.points[index], self.labels[index].float()
-
-
-# --- split_loaders ---
-
-
-def _sizes(dataset, test_fraction):
-    n_test = int(test_fraction * len(dataset))
-    return [len(dataset) - n_test, n_test]
-
-
-@mutant(KATA, "split_loaders", says="the split depends on the global RNG")
-def split_unseeded(dataset, test_fraction, batch_size, seed):
-    """Calls random_split without a generator: the held-out set changes with the global RNG."""
-    train, test = random_split(dataset, _sizes(dataset, test_fraction))
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(train, batch_size, shuffle=True, generator=generator), DataLoader(test, batch_size)
-
-
-@mutant(KATA, "split_loaders", says="also in the training set")
-def split_trains_on_everything(dataset, test_fraction, batch_size, seed):
-    """Holds out a test part but trains on the whole dataset, test part included."""
-    _, test = random_split(dataset, _sizes(dataset, test_fraction), torch.Generator().manual_seed(seed))
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size, shuffle=True, generator=generator), DataLoader(test, batch_size)
-
-
-@mutant(KATA, "split_loaders", says="reshuffle every epoch")
-def split_train_not_shuffled(dataset, test_fraction, batch_size, seed):
-    """Forgets shuffle=True on the train loader: every epoch sees the same order."""
-    train, test = random_split(dataset, _sizes(dataset, test_fraction), torch.Generator().manual_seed(seed))
-    return DataLoader(train, batch_size), DataLoader(test, batch_size)
-
-
-@mutant(KATA, "split_loaders", says="shuffling draws from the global RNG")
-def split_shuffle_unseeded(dataset, test_fraction, batch_size, seed):
-    """Shuffles the train loader without a generator of its own: the order follows the global RNG."""
-    train, test = random_split(dataset, _sizes(dataset, test_fraction), torch.Generator().manual_seed(seed))
-    return DataLoader(train, batch_size, shuffle=True), DataLoader(test, batch_size)
-
-
-@mutant(KATA, "split_loaders", says="split_loaders reseeded it")
-def split_seeds_globally(dataset, test_fraction, batch_size, seed):
-    """Calls torch.manual_seed(seed) to make everything reproducible, resetting the caller's RNG."""
-    torch.manual_seed(seed)
-    train, test = random_split(dataset, _sizes(dataset, test_fraction))
-    return DataLoader(train, batch_size, shuffle=True), DataLoader(test, batch_size)
-
-
-@mutant(KATA, "split_loaders", says="the test loader shuffles")
-def split_test_shuffled(dataset, test_fraction, batch_size, seed):
-    """Copies the train loader's settings to the test loader, shuffle=True included."""
-    train, test = random_split(dataset, _sizes(dataset, test_fraction), torch.Generator().manual_seed(seed))
-    return (
-        DataLoader(train, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)),
-        DataLoader(test, batch_size, shuffle=True),
-    )
 
 
 # --- build_model ---
@@ -299,67 +242,6 @@ def accuracy_on_cuda(model, loader):
         result = _count(model, loader, "cuda")
     model.train(was_training)
     return result
-
-
-# --- train_one_epoch ---
-
-
-def _epoch(model, optimizer, loader, *, device="model", zero_grad="before", train=True, weighted=True):
-    if train:
-        model.train()
-    if device == "model":
-        device = next(model.parameters()).device
-    losses = []
-    for x, y in loader:
-        if device is not None:
-            x, y = x.to(device), y.to(device)
-        if zero_grad == "before":
-            optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        if zero_grad == "after":
-            optimizer.zero_grad()
-        losses.append((loss.item(), len(y)))
-    if weighted:
-        return sum(loss * n for loss, n in losses) / sum(n for _, n in losses)
-    return sum(loss for loss, _ in losses) / len(losses)
-
-
-@mutant(KATA, "train_one_epoch", says="zero_grad")
-def epoch_without_zero_grad(model, optimizer, loader):
-    """Never clears the gradients: each step uses the sum of all gradients so far."""
-    return _epoch(model, optimizer, loader, zero_grad="never")
-
-
-@mutant(KATA, "train_one_epoch", says="stale gradients")
-def epoch_zero_grad_after_step(model, optimizer, loader):
-    """Clears the gradients after optimizer.step(): the first step uses whatever .grad held."""
-    return _epoch(model, optimizer, loader, zero_grad="after")
-
-
-@mutant(KATA, "train_one_epoch", says="model.train()")
-def epoch_without_train_mode(model, optimizer, loader):
-    """Never calls model.train(): after an evaluation, the model trains with dropout off."""
-    return _epoch(model, optimizer, loader, train=False)
-
-
-@mutant(KATA, "train_one_epoch", says="mean of the batch means")
-def epoch_mean_of_batch_losses(model, optimizer, loader):
-    """Averages the batch losses, so a short last batch counts as much as a full one."""
-    return _epoch(model, optimizer, loader, weighted=False)
-
-
-@mutant(KATA, "train_one_epoch", says="hard-coded device")
-def epoch_on_the_cpu(model, optimizer, loader):
-    """Moves every batch to a hard-coded 'cpu', wherever the model lives."""
-    return _epoch(model, optimizer, loader, device="cpu")
-
-
-@mutant(KATA, "train_one_epoch", says="hard-coded device")
-def epoch_on_cuda(model, optimizer, loader):
-    """Moves every batch to a hard-coded 'cuda', which a CPU-only machine does not have."""
-    return _epoch(model, optimizer, loader, device="cuda")
 
 
 # --- save_training_state ---
