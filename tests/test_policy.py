@@ -26,6 +26,7 @@ ATTACKS = {
         "from _pytest.outcomes import Skipped  # <-",
         "from unittest import SkipTest  # <-",
         "import torch._dynamo  # <-",
+        "from torch._dynamo import explain  # <-",
         "from torch.utils.cpp_extension import load_inline  # <-",
         "from torch import hub  # <-",
         "import numpy.ctypeslib  # <-",
@@ -41,6 +42,8 @@ ATTACKS = {
         "from torch import _C  # <-",
         "def f(x):\n    return x._base  # <-",
         "import torch\nfrom torch.utils.data import DataLoader\nDataLoader._get_iterator  # <-",
+        "import torch\ntorch._dynamo.reset()  # <-",  # only torch._dynamo.explain is let through
+        "import torch\nc = torch._dynamo.explain._torchdynamo_orig_callable  # <-",
     ],
     "dunder-attribute": [
         "def f(g, h):\n    g.__code__ = h.__code__  # <-",
@@ -140,6 +143,7 @@ ATTACKS = {
         "from torch import nn\nnn.Module.train = print  # <-",
         "import torch\ntorch.nn.functional.mse_loss = print  # <-",
         "import numpy as np\nnp.random.seed = print  # <-",
+        "import torch\ntorch._dynamo.explain = print  # <-",
         "import torch\nsetattr(torch, 'allclose', print)  # <-",
         "import torch\ndelattr(torch, 'allclose')  # <-",
         "from torch import Tensor\nTensor.add = print  # <-",
@@ -197,6 +201,12 @@ def code(text: str) -> str:
 
 
 HONEST = {
+    "torch._dynamo.explain, kata 12's one private name": code("""
+        import torch as t
+
+        def count_graph_breaks(fn, *args):
+            return t._dynamo.explain(fn)(*args).graph_break_count
+        """),
     "own private attribute": code("""
         class C:
             def __init__(self):

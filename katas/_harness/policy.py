@@ -74,6 +74,9 @@ PUBLIC_UNDERSCORE_ATTRIBUTES = frozenset(
     {"_fields", "_asdict", "_replace", "_make", "_field_defaults", "_version"}  # _version: kata 00's lesson
 )
 OWN_OBJECTS = frozenset({"self", "cls"})
+# Private functions with no public equivalent, by their full dotted name: a kata file may read
+# exactly these; the rest of their private module stays refused.
+ALLOWED_PRIVATE_NAMES = frozenset({"torch._dynamo.explain"})  # kata 12 counts graph breaks with it
 
 # Library settings a learner may assign (everything else of a library is never assigned).
 SETTABLE_FLAGS = frozenset(
@@ -426,6 +429,8 @@ class _Checker(ast.NodeVisitor):
         return isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) and parent.returns is child
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.ctx, ast.Load) and self.resolve(node) in ALLOWED_PRIVATE_NAMES:
+            return  # its private module is not looked at on the way
         before = len(self.violations)
         self._check_attribute_name(node, node.attr, node.value, _shown(node))
         dotted = self.resolve(node)
