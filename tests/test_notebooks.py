@@ -76,7 +76,10 @@ def test_a_generated_notebook_runs_headless_a_wrong_answer_teaches_and_a_right_o
         nbformat.v4.new_code_cell(source) for source in (NOT_A_DEFINITION, WRONG, RIGHT)
     ]
     # The kernel's own files stay in tmp_path; its cwd is the kata folder, as when Jupyter opens it.
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    # No user-level kernel spec or config is read: ipykernel's python3, run by this interpreter.
+    for name in ("JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    monkeypatch.delenv("JUPYTER_PATH", raising=False)
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     client = NotebookClient(
         notebook, kernel_name="python3", timeout=240, resources={"metadata": {"path": str(folder)}}
@@ -246,3 +249,11 @@ def test_the_command_writes_into_out_only_and_check_sees_a_stale_file(copy, tmp_
     capsys.readouterr()
     assert main(["--root", str(copy), "notebooks", "--check"]) == 1
     assert f"{notebooks.notebook_path(KATA)}: out of date" in capsys.readouterr().out
+
+
+def test_every_message_of_the_magic_has_a_chinese_twin_with_the_same_fields():
+    english, chinese = notebook_magic.MESSAGES["en"], notebook_magic.MESSAGES["zh"]
+    assert english.keys() == chinese.keys()
+    for key, text in english.items():
+        assert set(re.findall(r"\{(\w+)\}", chinese[key])) == set(re.findall(r"\{(\w+)\}", text)), key
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese[key]), key

@@ -66,6 +66,7 @@ MESSAGES = {
         "todo": "{exercise}: still the stub",
         "not_run": "{exercise}: no test of this exercise ran (see the errors above)",
         "crashed": "The test run ended without a result (exit status {code}); its output is above.",
+        "stopped": "Stopped: the tests did not finish.",
     },
     "zh": {
         "usage": (
@@ -103,6 +104,7 @@ MESSAGES = {
         "todo": "{exercise}：仍是原始存根",
         "not_run": "{exercise}：这个练习的测试一个也没有运行（错误见上方）",
         "crashed": "测试运行没有给出结果就结束了（退出状态 {code}），输出见上方。",
+        "stopped": "已停止：测试没有运行完。",
     },
 }
 
@@ -273,9 +275,10 @@ def run_tests(manifest: Manifest, exercise: Exercise, out=None) -> int:
             for line in child.stdout:
                 print(line, end="", file=out, flush=True)
             code = child.wait()
-        except KeyboardInterrupt:  # the notebook's stop button
+        except KeyboardInterrupt:  # the notebook's stop button: a line, not a traceback
             child.kill()
-            raise
+            print(text("stopped"), file=out)
+            return 130
     if code not in (0, NOT_DONE):
         print(text("crashed").format(code=code), file=out)
     return code
