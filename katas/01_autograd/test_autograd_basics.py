@@ -10,6 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from katas._harness.i18n import N_, _
 from katas._harness.strategies import points, smooth_functions
 from katas._harness.testing import (
     Spy,
@@ -55,7 +56,7 @@ def test_grad_at_reproduces_the_article_example():
     call = "grad_at(lambda x: x**2 + 3*x + 2, 1.0)"
     got = expect_float(ab.grad_at(article_quadratic, 1.0), call=call)
     expect_close(
-        got, 5.0, call=call, mistakes=[("you returned f(1.0) = 6, the value, not the gradient", 6.0)]
+        got, 5.0, call=call, mistakes=[(_("you returned f(1.0) = 6, the value, not the gradient"), 6.0)]
     )
 
 
@@ -63,7 +64,7 @@ def test_grad_at_reproduces_the_article_example():
 def test_grad_at_gives_23_for_the_article_cubic_at_2():
     call = "grad_at(lambda a: a**3 + 4*a**2 - 5*a + 2, 2.0)"
     got = expect_float(ab.grad_at(article_cubic, 2.0), call=call)
-    expect_close(got, 23.0, call=call, mistakes=[("you returned the value b = 16, not db/da", 16.0)])
+    expect_close(got, 23.0, call=call, mistakes=[(_("you returned the value b = 16, not db/da"), 16.0)])
 
 
 @exercise("grad_at")
@@ -78,7 +79,7 @@ def test_grad_at_matches_autograd_for_random_functions(f, x):
         call=call,
         rtol=1e-4,
         atol=atol,
-        mistakes=[("you returned f(x), the value, not its derivative", reference_value(f, x))],
+        mistakes=[(_("you returned f(x), the value, not its derivative"), reference_value(f, x))],
     )
 
 
@@ -90,8 +91,10 @@ def test_grad_at_runs_f_once_on_a_tensor_that_requires_grad():
     spy.expect_calls(
         1,
         call=call,
-        why="Autograd needs one forward pass, then backward(). Calling f several times "
-        "suggests finite differences, which are approximate and cost one call per input.",
+        why=_(
+            "Autograd needs one forward pass, then backward(). Calling f several times "
+            "suggests finite differences, which are approximate and cost one call per input."
+        ),
     )
     spy.expect_tracked_inputs(call=call)
 
@@ -109,11 +112,13 @@ def test_partial_derivatives_of_a_product():
         call=call,
         mistakes=[
             (
-                "the second backward() added to the first's gradients: zero .grad between passes, "
-                "or do a single backward() for all inputs",
+                _(
+                    "the second backward() added to the first's gradients: zero .grad between passes, "
+                    "or do a single backward() for all inputs"
+                ),
                 [2.0, 14.0],
             ),
-            ("only the first input's derivative was computed", [2.0, 2.0]),
+            (_("only the first input's derivative was computed"), [2.0, 2.0]),
         ],
     )
 
@@ -140,7 +145,7 @@ def test_partial_derivatives_runs_f_once():
     call = "partial_derivatives(lambda x, y, z: x * y * z, [1.0, 2.0, 3.0])"
     ab.partial_derivatives(spy, [1.0, 2.0, 3.0])
     spy.expect_calls(
-        1, call=call, why="One forward pass and one backward() fill .grad of every input at once."
+        1, call=call, why=_("One forward pass and one backward() fill .grad of every input at once.")
     )
     spy.expect_tracked_inputs(call=call)
 
@@ -160,7 +165,7 @@ def vector_functions(draw):
     def f(t):
         return torch.tanh(a.to(t.dtype) @ t) * (b.to(t.dtype) @ t)
 
-    return f, x, v, f"tanh(A x) * (B x), A and B {m}x{n}, seed {seed}"
+    return f, x, v, _("tanh(A x) * (B x), A and B {m}x{n}, seed {seed}").format(m=m, n=n, seed=seed)
 
 
 @exercise("vector_jacobian_product")
@@ -175,7 +180,7 @@ def test_vector_jacobian_product_of_elementwise_square():
         call=call,
         mistakes=[
             (
-                "you ignored v: backward() on y.sum() is the product with a vector of ones",
+                _("you ignored v: backward() on y.sum() is the product with a vector of ones"),
                 torch.tensor([2.0, 4.0, 6.0]),
             )
         ],
@@ -189,17 +194,21 @@ def test_vector_jacobian_product_matches_torch_for_random_jacobians(case):
     call = f"vector_jacobian_product(f, x, v) with f(x) = {text}"
     got = ab.vector_jacobian_product(f, x, v)
     if not isinstance(got, torch.Tensor):
-        fail(f"Called {call}.\nIt returned {type(got).__name__}; return a tensor shaped like x.")
+        fail(
+            _("Called {call}.\nIt returned {type}; return a tensor shaped like x.").format(
+                call=call, type=type(got).__name__
+            )
+        )
     expected, atol = reference(
         lambda dtype: torch.autograd.functional.vjp(f, x.to(dtype), v.to(dtype))[1].tolist()
     )
     expected = torch.tensor(expected).reshape(x.shape)
     jacobian = torch.autograd.functional.jacobian(f, x)
     mistakes = [
-        ("you ignored v: backward() on y.sum() is the product with a vector of ones", jacobian.sum(dim=0))
+        (_("you ignored v: backward() on y.sum() is the product with a vector of ones"), jacobian.sum(dim=0))
     ]
     if jacobian.shape[0] == jacobian.shape[1]:
-        mistakes.append(("you computed J @ v; backward(gradient=v) gives v^T J", jacobian @ v))
+        mistakes.append((_("you computed J @ v; backward(gradient=v) gives v^T J"), jacobian @ v))
     expect_close(got, expected, call=call, rtol=1e-4, atol=atol, mistakes=mistakes)
 
 
@@ -210,9 +219,11 @@ def test_vector_jacobian_product_leaves_the_callers_tensor_alone():
     ab.vector_jacobian_product(torch.sin, x, torch.ones(2))
     if x.requires_grad or x.grad is not None:
         fail(
-            f"Called {call}.\nAfterwards the caller's x has requires_grad={x.requires_grad} and "
-            f"grad={x.grad}.\nLikely cause: x.requires_grad_() changed the caller's tensor; "
-            "work on x.detach().requires_grad_() (a new leaf that shares the data) instead."
+            _(
+                "Called {call}.\nAfterwards the caller's x has requires_grad={requires_grad} and "
+                "grad={grad}.\nLikely cause: x.requires_grad_() changed the caller's tensor; "
+                "work on x.detach().requires_grad_() (a new leaf that shares the data) instead."
+            ).format(call=call, requires_grad=x.requires_grad, grad=x.grad)
         )
 
 
@@ -236,11 +247,13 @@ def test_first_and_second_derivative_of_the_article_cubic():
         call=call,
         mistakes=[
             (
-                "a second backward() added f'' onto x.grad, which still held f'; use torch.autograd.grad, "
-                "which returns gradients instead of accumulating them",
+                _(
+                    "a second backward() added f'' onto x.grad, which still held f'; use "
+                    "torch.autograd.grad, which returns gradients instead of accumulating them"
+                ),
                 [23.0, 43.0],
             ),
-            ("you returned the first derivative twice", [23.0, 23.0]),
+            (_("you returned the first derivative twice"), [23.0, 23.0]),
         ],
     )
 
@@ -258,8 +271,8 @@ def test_first_and_second_derivative_match_autograd_for_random_functions(f, x):
         rtol=1e-4,
         atol=atol,
         mistakes=[
-            ("x.grad accumulated f' + f''; use torch.autograd.grad", [first, first + second]),
-            ("you returned the first derivative twice", [first, first]),
+            (_("x.grad accumulated f' + f''; use torch.autograd.grad"), [first, first + second]),
+            (_("you returned the first derivative twice"), [first, first]),
         ],
     )
 
@@ -277,13 +290,17 @@ def test_gradient_history_accumulates_without_zeroing():
         call=call,
         mistakes=[
             (
-                "the gradient was reset between passes: without zeroing, backward() adds "
-                "into .grad, it does not overwrite it (use one leaf tensor for all steps)",
+                _(
+                    "the gradient was reset between passes: without zeroing, backward() adds "
+                    "into .grad, it does not overwrite it (use one leaf tensor for all steps)"
+                ),
                 [5.0, 5.0, 5.0],
             ),
             (
-                "every entry is the final .grad: you stored the .grad tensor itself, which later "
-                "passes changed in place; store .item() at each step",
+                _(
+                    "every entry is the final .grad: you stored the .grad tensor itself, which later "
+                    "passes changed in place; store .item() at each step"
+                ),
                 [15.0, 15.0, 15.0],
             ),
         ],
@@ -300,7 +317,7 @@ def test_gradient_history_is_constant_when_zeroed():
         call=call,
         mistakes=[
             (
-                "gradients doubled and tripled: did you forget to zero x.grad between passes?",
+                _("gradients doubled and tripled: did you forget to zero x.grad between passes?"),
                 [5.0, 10.0, 15.0],
             )
         ],
@@ -319,7 +336,7 @@ def test_gradient_history_for_random_functions(f, x, steps, zero_between):
 
 # --- clamp_weights_ ------------------------------------------------------------------
 
-NOTHING_CHANGED = (
+NOTHING_CHANGED = N_(
     "Likely cause: nothing changed: `p = p.clamp(...)` rebinds a local name, it does not "
     "modify the parameter; use p.clamp_(...) under torch.no_grad()."
 )
@@ -340,23 +357,34 @@ def test_clamp_weights_clamps_in_place_and_keeps_parameters_trainable(limit, see
     result = ab.clamp_weights_(params, limit)
     if result is not None:
         fail(
-            f"Called {call}.\nIt returned {type(result).__name__}; a trailing _ means in place: "
-            "change the given tensors and return None."
+            _(
+                "Called {call}.\nIt returned {type}; a trailing _ means in place: "
+                "change the given tensors and return None."
+            ).format(call=call, type=type(result).__name__)
         )
     for p, old, ptr in zip(params, before, storage, strict=True):
         if p.data_ptr() != ptr:
-            fail(f"Called {call}.\nA parameter now points at new memory: update it in place (clamp_).")
+            fail(
+                _(
+                    "Called {call}.\nA parameter now points at new memory: update it in place (clamp_)."
+                ).format(call=call)
+            )
         expected = old.clamp(-limit, limit)
         if not is_close(p.detach(), expected):
-            cause = NOTHING_CHANGED if torch.equal(p.detach(), old) else ""
+            cause = _(NOTHING_CHANGED) if torch.equal(p.detach(), old) else ""
             fail(
-                f"Called {call}.\nIt returned None, as it should, but afterwards a parameter holds "
-                f"{show(p.detach())}, where the tests expected {show(expected)}.\n{cause}"
+                _(
+                    "Called {call}.\nIt returned None, as it should, but afterwards a parameter holds "
+                    "{got}, where the tests expected {expected}."
+                ).format(call=call, got=show(p.detach()), expected=show(expected))
+                + f"\n{cause}"
             )
         if not (p.requires_grad and p.is_leaf and p.grad_fn is None):
             fail(
-                f"Called {call}.\nA parameter is no longer a trainable leaf: {p!r}.\n"
-                "Likely cause: the clamp was recorded in the graph; do it under torch.no_grad()."
+                _(
+                    "Called {call}.\nA parameter is no longer a trainable leaf: {parameter}.\n"
+                    "Likely cause: the clamp was recorded in the graph; do it under torch.no_grad()."
+                ).format(call=call, parameter=repr(p))
             )
 
 
@@ -377,19 +405,25 @@ def test_clamp_weights_accepts_model_parameters():
         ab.clamp_weights_(list(model.parameters()), 0.5)
         list_works = model.weight.abs().max() <= 0.5 and model.bias.abs().max() <= 0.5
         if list_works:
-            cause = (
+            cause = _(
                 "Likely cause: the same parameters passed as a list are clamped, but "
                 "model.parameters() is a generator: it can be iterated only once, so a first pass "
                 "over it (a check, a count, list(params)) leaves nothing for the loop that clamps. "
                 "Iterate over it once, or turn it into a list first and use that list."
             )
         else:
-            cause = NOTHING_CHANGED if unchanged else ""
+            cause = _(NOTHING_CHANGED) if unchanged else ""
+        still = (
+            _("Some values are still outside [-0.5, 0.5] (unchanged): weight={weight}, bias={bias}.")
+            if unchanged
+            else _("Some values are still outside [-0.5, 0.5]: weight={weight}, bias={bias}.")
+        )
+        weight, bias = (before[0], before[1]) if unchanged else (model.weight.detach(), model.bias.detach())
         fail(
-            "Called clamp_weights_(model.parameters(), 0.5).\nSome values are still outside "
-            f"[-0.5, 0.5]: weight={show(before[0] if unchanged else model.weight.detach())}, "
-            f"bias={show(before[1] if unchanged else model.bias.detach())}"
-            + (" (unchanged).\n" if unchanged else ".\n")
+            _("Called {call}.").format(call="clamp_weights_(model.parameters(), 0.5)")
+            + "\n"
+            + still.format(weight=show(weight), bias=show(bias))
+            + "\n"
             + cause
         )
 
@@ -401,20 +435,25 @@ def test_clamp_weights_is_visible_to_autograd():
     ab.clamp_weights_([w], 1.0)
     if torch.equal(w.detach(), torch.tensor([2.0, -3.0, 0.25])):
         fail(
-            "Called clamp_weights_([w], 1.0) with w = tensor([2.0, -3.0, 0.25]).\n"
-            f"Afterwards w is still {show(w.detach())}: nothing was clamped.\n{NOTHING_CHANGED}"
+            _("Called {call}.").format(call="clamp_weights_([w], 1.0) with w = tensor([2.0, -3.0, 0.25])")
+            + "\n"
+            + _("Afterwards w is still {w}: nothing was clamped.").format(w=show(w.detach()))
+            + "\n"
+            + _(NOTHING_CHANGED)
         )
     try:
         loss.backward()
     except RuntimeError:
         return  # autograd noticed that w changed after it was saved: the safe outcome
     fail(
-        "Called clamp_weights_([w], 1.0) between the forward pass and backward() of (w * w).sum().\n"
-        f"backward() ran without complaint and produced grad {w.grad}, from the clamped values, "
-        "not the ones the loss used.\n"
-        "Likely cause: w.data.clamp_() hides the change from autograd's version counter, so wrong "
-        "gradients go unnoticed. Use `with torch.no_grad(): w.clamp_(...)`: autograd then raises "
-        "instead of silently computing garbage."
+        _(
+            "Called {call} between the forward pass and backward() of (w * w).sum().\n"
+            "backward() ran without complaint and produced grad {grad}, from the clamped values, "
+            "not the ones the loss used.\n"
+            "Likely cause: w.data.clamp_() hides the change from autograd's version counter, so wrong "
+            "gradients go unnoticed. Use `with torch.no_grad(): w.clamp_(...)`: autograd then raises "
+            "instead of silently computing garbage."
+        ).format(call="clamp_weights_([w], 1.0)", grad=w.grad)
     )
 
 
@@ -430,8 +469,8 @@ def test_detached_product_grad_treats_g_as_a_constant():
         32.0,
         call=call,
         mistakes=[
-            ("the gradient also flowed through g: call .detach() on g(x)", 80.0),
-            ("you detached f instead of g", 48.0),
+            (_("the gradient also flowed through g: call .detach() on g(x)"), 80.0),
+            (_("you detached f instead of g"), 48.0),
         ],
     )
 
@@ -450,12 +489,12 @@ def test_detached_product_grad_for_random_functions(f, g, x):
     tolerance = atol * (1 + abs(gx) + abs(df))
     through_g, detached_f = df * gx + fx * dg, fx * dg
     mistakes = [
-        ("the gradient also flowed through g: call .detach() on g(x)", through_g),
-        ("you detached f instead of g", detached_f),
+        (_("the gradient also flowed through g: call .detach() on g(x)"), through_g),
+        (_("you detached f instead of g"), detached_f),
     ]
     if is_close(through_g, detached_f, 1e-4, tolerance):  # here f'(x) g(x) is about 0: both give one value
         mistakes = [
-            ("the gradient went through g: you detached f instead of g, or nothing at all", through_g)
+            (_("the gradient went through g: you detached f instead of g, or nothing at all"), through_g)
         ]
     expect_close(got, df * gx, call=call, rtol=1e-4, atol=tolerance, mistakes=mistakes)
 
@@ -474,10 +513,12 @@ def test_intermediate_grad_of_sin_of_square():
         [dl_dh, dl_dh * 3.0],
         call=call,
         mistakes=[
-            ("the pair is swapped: return (dL/dh, dL/dx)", [dl_dh * 3.0, dl_dh]),
+            (_("the pair is swapped: return (dL/dh, dL/dx)"), [dl_dh * 3.0, dl_dh]),
             (
-                "dL/dx is 0: the graph was cut at h; keep h = inner(x) attached and call "
-                "h.retain_grad() instead of detaching it",
+                _(
+                    "dL/dx is 0: the graph was cut at h; keep h = inner(x) attached and call "
+                    "h.retain_grad() instead of detaching it"
+                ),
                 [dl_dh, 0.0],
             ),
         ],
@@ -502,10 +543,12 @@ def test_intermediate_grad_for_random_functions(inner, outer, x):
         rtol=1e-4,
         atol=atol,
         mistakes=[
-            ("the pair is swapped: return (dL/dh, dL/dx)", [dl_dx, dl_dh]),
+            (_("the pair is swapped: return (dL/dh, dL/dx)"), [dl_dx, dl_dh]),
             (
-                "dL/dx is 0: the graph was cut at h; keep h = inner(x) attached and call "
-                "h.retain_grad() instead of detaching it",
+                _(
+                    "dL/dx is 0: the graph was cut at h; keep h = inner(x) attached and call "
+                    "h.retain_grad() instead of detaching it"
+                ),
                 [dl_dh, 0.0],
             ),
         ],
@@ -517,7 +560,7 @@ def test_intermediate_grad_runs_one_forward_pass():
     inner, outer = Spy(torch.tanh, "inner"), Spy(torch.exp, "outer")
     call = "intermediate_grad(torch.tanh, torch.exp, 0.3)"
     ab.intermediate_grad(inner, outer, 0.3)
-    why = "One forward pass and one backward() give both gradients when h.retain_grad() is called."
+    why = _("One forward pass and one backward() give both gradients when h.retain_grad() is called.")
     inner.expect_calls(1, call=call, why=why)
     outer.expect_calls(1, call=call, why=why)
 
@@ -541,16 +584,22 @@ def test_count_graph_ops_of_the_article_cubic():
         causes = []
         if isinstance(got, dict) and got.get("AccumulateGrad", 0) > 1:
             causes.append(
-                "a is one leaf, reached by three paths: keep a set of visited nodes so each node counts once"
+                _(
+                    "a is one leaf, reached by three paths: keep a set of visited nodes so each node "
+                    "counts once"
+                )
             )
         if isinstance(got, dict) and "NoneType" in got:
-            causes.append("constants like 4 and 5 show up as None in next_functions: skip them")
+            causes.append(_("constants like 4 and 5 show up as None in next_functions: skip them"))
         if isinstance(got, dict) and "AccumulateGrad" not in got:
-            causes.append("the leaf a is an AccumulateGrad node: count it too")
+            causes.append(_("the leaf a is an AccumulateGrad node: count it too"))
         fail(
-            f"Called {call}.\nIt returned {got!r},\nbut the graph is {expected!r}.\n"
-            + "".join(f"Likely cause: {c}\n" for c in causes)
-            + "(The article's drawing of this graph is wrong; walking grad_fn shows the true one.)"
+            _("Called {call}.\nIt returned {got},\nbut the graph is {expected}.").format(
+                call=call, got=repr(got), expected=repr(expected)
+            )
+            + "\n"
+            + "".join(_("Likely cause: {cause}").format(cause=cause) + "\n" for cause in causes)
+            + _("(The article's drawing of this graph is wrong; walking grad_fn shows the true one.)")
         )
 
 
@@ -563,8 +612,10 @@ def test_count_graph_ops_counts_a_shared_node_once():
     expected = {"MulBackward0": 1, "SinBackward0": 1, "AccumulateGrad": 1}
     if got != expected:
         fail(
-            f"Called {call}.\nIt returned {got!r}, expected {expected!r}.\n"
-            "h feeds both inputs of the product, yet it is one node: count visited nodes once."
+            _(
+                "Called {call}.\nIt returned {got}, expected {expected}.\n"
+                "h feeds both inputs of the product, yet it is one node: count visited nodes once."
+            ).format(call=call, got=repr(got), expected=repr(expected))
         )
 
 
@@ -589,7 +640,7 @@ def random_graphs(draw):
         op = draw(st.sampled_from(sorted(OPS)))
         node_name, fn = OPS[op]
         arity = 2 if op in ("add", "mul") else 1
-        args = [draw(st.integers(0, len(tensors) - 1)) for _ in range(arity)]
+        args = [draw(st.integers(0, len(tensors) - 1)) for _arg in range(arity)]
         name = f"v{step}"
         tensors.append(fn(*(tensors[i] for i in args)))
         ancestry.append({k: v for i in args for k, v in ancestry[i].items()} | {name: node_name})
@@ -610,8 +661,10 @@ def test_count_graph_ops_for_random_graphs(graph):
     got = ab.count_graph_ops(output)
     if got != expected:
         fail(
-            f"Called {call}.\nIt returned {got!r}, expected {expected!r}.\n"
-            "Walk output.grad_fn and node.next_functions, skip None, count each node once."
+            _(
+                "Called {call}.\nIt returned {got}, expected {expected}.\n"
+                "Walk output.grad_fn and node.next_functions, skip None, count each node once."
+            ).format(call=call, got=repr(got), expected=repr(expected))
         )
 
 
@@ -628,8 +681,10 @@ def test_per_loss_grads_for_two_heads_on_a_square():
         call=call,
         mistakes=[
             (
-                "the second gradient includes the first: zero x.grad between the "
-                "backward() calls, or use torch.autograd.grad",
+                _(
+                    "the second gradient includes the first: zero x.grad between the "
+                    "backward() calls, or use torch.autograd.grad"
+                ),
                 [6.0, 114.0],
             )
         ],
@@ -649,8 +704,10 @@ def test_per_loss_grads_for_random_heads(trunk, heads, x):
     spy.expect_calls(
         1,
         call=call,
-        why="Run the shared trunk once and backpropagate each head "
-        "through it, keeping its graph alive with retain_graph=True.",
+        why=_(
+            "Run the shared trunk once and backpropagate each head "
+            "through it, keeping its graph alive with retain_graph=True."
+        ),
     )
 
     def grads(dtype):
@@ -667,8 +724,10 @@ def test_per_loss_grads_for_random_heads(trunk, heads, x):
         atol=atol,
         mistakes=[
             (
-                "each gradient includes the ones before it: x.grad accumulates across "
-                "backward() calls; zero it in between or use torch.autograd.grad",
+                _(
+                    "each gradient includes the ones before it: x.grad accumulates across "
+                    "backward() calls; zero it in between or use torch.autograd.grad"
+                ),
                 running,
             )
         ],
