@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from katas._harness.i18n import _
+from katas._harness.i18n import N_, _
 from katas._harness.testing import expect_close, expect_float, expect_floats, fail, is_close, show
 
 exercise = pytest.mark.exercise
@@ -73,23 +73,45 @@ def same_tensors(a: list[torch.Tensor], b: list[torch.Tensor], atol: float = 1e-
 
 def expect_pair(value, *, call: str) -> tuple:
     if not isinstance(value, tuple) or len(value) != 2:
-        fail(_("Called {call}.\nIt returned {got}; a tuple of two values is asked for.").format(
-            call=call, got=show(value)))
+        fail(
+            _("Called {call}.\nIt returned {got}; a tuple of two values is asked for.").format(
+                call=call, got=show(value)
+            )
+        )
     return value
 
 
 def expect_losses(got, expected: list[float], *, call: str, what: str, mistakes=()) -> list[float]:
-    """A list of floats equal to `expected` (nan where expected is nan)."""
+    """A list of floats equal to `expected` (nan where expected is nan).
+
+    `mistakes` is a list of (cause, wrong losses), or a function returning one: the wrong runs
+    are computed only when the losses do not match.
+    """
     losses = expect_floats(got, len(got) if isinstance(got, (list, tuple)) else len(expected), call=call)
+    if len(losses) == len(expected) and is_close(losses, expected, rtol=1e-4, atol=1e-6):
+        return losses
+    mistakes = mistakes() if callable(mistakes) else mistakes
     if len(losses) != len(expected):
         for cause, wrong in mistakes:
             if len(wrong) == len(losses) and is_close(losses, wrong, rtol=1e-4, atol=1e-6):
-                fail(_("Called {call}.\n{what}: yours has {got} values, a correct run has {n}.\n"
-                       "Likely cause: {cause}").format(call=call, what=what, got=len(losses), n=len(expected),
-                                                       cause=cause))
-        fail(_("Called {call}.\n{what}: yours has {got} values, {shown}; a correct run has {n}, {expected}.")
-             .format(call=call, what=what, got=len(losses), shown=show(losses[:6]), n=len(expected),
-                     expected=show(expected[:6])))
+                fail(
+                    _(
+                        "Called {call}.\n{what}: yours has {got} values, a correct run has {n}.\n"
+                        "Likely cause: {cause}"
+                    ).format(call=call, what=what, got=len(losses), n=len(expected), cause=cause)
+                )
+        fail(
+            _(
+                "Called {call}.\n{what}: yours has {got} values, {shown}; a correct run has {n}, {expected}."
+            ).format(
+                call=call,
+                what=what,
+                got=len(losses),
+                shown=show(losses[:6]),
+                n=len(expected),
+                expected=show(expected[:6]),
+            )
+        )
     expect_close(losses, expected, call=f"{call}; {what}", rtol=1e-4, atol=1e-6, mistakes=mistakes)
     return losses
 
@@ -114,7 +136,10 @@ class CountingLoader:
 
 def shuffled_loader(x, y, batch_size: int, seed: int) -> DataLoader:
     return DataLoader(
-        TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+        TensorDataset(x, y),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
     )
 
 
@@ -152,36 +177,65 @@ def check_overfit(seed: int, n: int, batch_size: int, threshold: float, max_step
         f"overfit_one_batch(MLP {sizes}, nn.MSELoss(), Adam(lr=0.01), a shuffling loader of {n} random "
         f"samples in batches of {batch_size}, threshold={threshold}, max_steps={max_steps})"
     )
-    got_step, got_losses = expect_pair(td.overfit_one_batch(model, mse, optimizer, loader, threshold, max_steps),
-                                       call=call)
+    got_step, got_losses = expect_pair(
+        td.overfit_one_batch(model, mse, optimizer, loader, threshold, max_steps), call=call
+    )
     if loader.batches != 1:
-        fail(_("Called {call}.\nIt took {batches} batches from the loader ({iterations} pass(es) over it); "
-               "the recipe trains on one batch, the same one every step.\nLikely cause: draw the batch "
-               "once, before the loop: inputs, targets = next(iter(loader)). A shuffling loader gives "
-               "another batch on every pass.").format(call=call, batches=loader.batches,
-                                                      iterations=loader.iterations))
+        fail(
+            _(
+                "Called {call}.\nIt took {batches} batches from the loader ({iterations} pass(es) over it); "
+                "the recipe trains on one batch, the same one every step.\nLikely cause: draw the batch "
+                "once, before the loop: inputs, targets = next(iter(loader)). A shuffling loader gives "
+                "another batch on every pass."
+            ).format(call=call, batches=loader.batches, iterations=loader.iterations)
+        )
     reference = mlp(seed, sizes)
     first = next(iter(shuffled_loader(x, y, batch_size, seed)))
-    step, losses = reference_overfit(reference, torch.optim.Adam(reference.parameters(), lr=0.01), first,
-                                     threshold, max_steps)
-    again = mlp(seed, sizes)
-    unstopped = reference_overfit(again, torch.optim.Adam(again.parameters(), lr=0.01), first, -math.inf,
-                                  max_steps)[1]
-    expect_losses(
-        got_losses, losses, call=call, what=_("The losses"),
-        mistakes=[(_("the loop did not stop right after the first loss below the threshold"), unstopped)],
+    step, losses = reference_overfit(
+        reference, torch.optim.Adam(reference.parameters(), lr=0.01), first, threshold, max_steps
     )
+
+    def unstopped():
+        again = mlp(seed, sizes)
+        optimizer = torch.optim.Adam(again.parameters(), lr=0.01)
+        return [
+            (
+                _("the loop did not stop right after the first loss below the threshold"),
+                reference_overfit(again, optimizer, first, -math.inf, max_steps)[1],
+            )
+        ]
+
+    expect_losses(got_losses, losses, call=call, what=_("The losses"), mistakes=unstopped)
     if got_step != step:
         if step is None:
-            fail(_("Called {call}.\nNo loss fell below {threshold} in {max_steps} steps, so the step "
-                   "asked for is None; it returned {got}.\nLikely cause: return None when the threshold "
-                   "is never reached, so the caller can tell 'fitted' from 'never fitted'.")
-                 .format(call=call, threshold=threshold, max_steps=max_steps, got=show(got_step)))
-        hint = (_("Likely cause: you returned the number of steps taken; the index of that loss in the "
-                  "list is one less.") if got_step == step + 1 else "")
-        fail(_("Called {call}.\nIt returned step {got}; the first loss below {threshold} is losses[{step}] "
-               "= {loss}.\n{hint}").format(call=call, got=show(got_step), threshold=threshold, step=step,
-                                           loss=show(losses[step]), hint=hint))
+            fail(
+                _(
+                    "Called {call}.\nNo loss fell below {threshold} in {max_steps} steps, so the step "
+                    "asked for is None; it returned {got}.\nLikely cause: return None when the threshold "
+                    "is never reached, so the caller can tell 'fitted' from 'never fitted'."
+                ).format(call=call, threshold=threshold, max_steps=max_steps, got=show(got_step))
+            )
+        hint = (
+            _(
+                "Likely cause: you returned the number of steps taken; the index of that loss in the "
+                "list is one less."
+            )
+            if got_step == step + 1
+            else ""
+        )
+        fail(
+            _(
+                "Called {call}.\nIt returned step {got}; the first loss below {threshold} is losses[{step}] "
+                "= {loss}.\n{hint}"
+            ).format(
+                call=call,
+                got=show(got_step),
+                threshold=threshold,
+                step=step,
+                loss=show(losses[step]),
+                hint=hint,
+            )
+        )
 
 
 @exercise("overfit_one_batch")
@@ -240,15 +294,18 @@ def range_setup(seed: int, n_batches: int, corrupt: int | None = None):
 
 def check_range_test(seed: int, n_batches: int, lr_min: float, lr_max: float, corrupt: int | None = None):
     model, optimizer, loader = range_setup(seed, n_batches, corrupt)
-    where = f", batch {corrupt} holding a nan" if corrupt is not None else ""
+    call_where = f", batch {corrupt} holding a nan" if corrupt is not None else ""
     call = (
-        f"lr_range_test(MLP [4, 16, 1], nn.MSELoss(), SGD(momentum=0.9), {n_batches} batches of 32{where}, "
-        f"lr_min={lr_min}, lr_max={lr_max})"
+        f"lr_range_test(MLP [4, 16, 1], nn.MSELoss(), SGD(momentum=0.9), {n_batches} batches of "
+        f"32{call_where}, lr_min={lr_min}, lr_max={lr_max})"
     )
     got = td.lr_range_test(model, mse, optimizer, loader, lr_min, lr_max)
     if not isinstance(got, tuple) or len(got) != 3:
-        fail(_("Called {call}.\nIt returned {got}; the tuple (lrs, losses, diverged_at) is asked for.")
-             .format(call=call, got=show(got)))
+        fail(
+            _("Called {call}.\nIt returned {got}; the tuple (lrs, losses, diverged_at) is asked for.").format(
+                call=call, got=show(got)
+            )
+        )
     got_lrs, got_losses, got_diverged = got
     ref_model, ref_optimizer = range_setup(seed, n_batches, corrupt)[:2]
     lrs, losses, diverged_at = reference_range_test(ref_model, ref_optimizer, loader, lr_min, lr_max)
@@ -256,31 +313,54 @@ def check_range_test(seed: int, n_batches: int, lr_min: float, lr_max: float, co
     got_lrs = expect_floats(got_lrs, len(got_lrs) if isinstance(got_lrs, (list, tuple)) else 0, call=call)
     checked = min(len(got_lrs), len(lrs))
     expect_close(
-        got_lrs[:checked], lrs[:checked], call=f"{call}; the learning rates", rtol=1e-5,
+        got_lrs[:checked],
+        lrs[:checked],
+        call=f"{call}; the learning rates",
+        rtol=1e-5,
         mistakes=[
-            (_("linear steps: torch.linspace(lr_min, lr_max, n) spends almost every batch near lr_max; "
-               "the sweep multiplies the lr by the same factor at every batch"),
-             [lr_min + (lr_max - lr_min) * i / (n - 1) for i in range(checked)]),
-            (_("the last batch must use lr_max: divide i by n - 1, not by n"),
-             [lr_min * (lr_max / lr_min) ** (i / n) for i in range(checked)]),
+            (
+                _(
+                    "linear steps: torch.linspace(lr_min, lr_max, n) spends almost every batch near lr_max; "
+                    "the sweep multiplies the lr by the same factor at every batch"
+                ),
+                [lr_min + (lr_max - lr_min) * i / (n - 1) for i in range(checked)],
+            ),
+            (
+                _("the last batch must use lr_max: divide i by n - 1, not by n"),
+                [lr_min * (lr_max / lr_min) ** (i / n) for i in range(checked)],
+            ),
         ],
     )
-    ref_go_on = reference_range_test(*range_setup(seed, n_batches, corrupt)[:2], loader, lr_min, lr_max,
-                                     stop=False)
-    nan_missed = reference_nan_missed(*range_setup(seed, n_batches, corrupt)[:2], loader, lr_min, lr_max)
-    expect_losses(
-        got_losses, losses, call=call, what=_("The losses"),
-        mistakes=[
-            (_("a nan loss went through the check: every comparison with nan is False, so nan > "
-               "diverge_factor * best never fires; test math.isfinite(loss) first"), nan_missed),
-            (_("the sweep did not stop at the first diverging loss: break there, the rest of the curve is "
-               "noise from a ruined model"), ref_go_on[1]),
-        ],
-    )
+
+    def sweep_mistakes():
+        fresh = range_setup(seed, n_batches, corrupt)[:2]
+        go_on = reference_range_test(*fresh, loader, lr_min, lr_max, stop=False)[1]
+        nan_missed = reference_nan_missed(*range_setup(seed, n_batches, corrupt)[:2], loader, lr_min, lr_max)
+        return [
+            (
+                _(
+                    "a nan loss went through the check: every comparison with nan is False, so nan > "
+                    "diverge_factor * best never fires; test math.isfinite(loss) first"
+                ),
+                nan_missed,
+            ),
+            (
+                _(
+                    "the sweep did not stop at the first diverging loss: break there, the rest of the "
+                    "curve is noise from a ruined model"
+                ),
+                go_on,
+            ),
+        ]
+
+    expect_losses(got_losses, losses, call=call, what=_("The losses"), mistakes=sweep_mistakes)
     if got_diverged != diverged_at:
-        fail(_("Called {call}.\nIt returned diverged_at={got}; a correct run diverges at {expected} (the lr of "
-               "the batch whose loss was {loss}).").format(
-                 call=call, got=show(got_diverged), expected=show(diverged_at), loss=show(losses[-1])))
+        fail(
+            _(
+                "Called {call}.\nIt returned diverged_at={got}; a correct run diverges at {expected} (the "
+                "lr of the batch whose loss was {loss})."
+            ).format(call=call, got=show(got_diverged), expected=show(diverged_at), loss=show(losses[-1]))
+        )
     return model, optimizer, call
 
 
@@ -318,31 +398,50 @@ def test_lr_range_test_puts_the_model_and_the_optimizer_back():
     loads = []
     original_load = model.load_state_dict
     model.load_state_dict = lambda *args, **kwargs: loads.append(1) or original_load(*args, **kwargs)
-    call = "lr_range_test(MLP [4, 16, 1], nn.MSELoss(), SGD(lr=0.1, momentum=0.9) after one step, 20 batches, 1e-3, 10.0)"
+    call = (
+        "lr_range_test(MLP [4, 16, 1], nn.MSELoss(), SGD(lr=0.1, momentum=0.9) after one step, 20 batches, "
+        "1e-3, 10.0)"
+    )
     td.lr_range_test(model, mse, optimizer, loader, 1e-3, 10.0)
     if not same_tensors(params_of(model), before):
         cause = (
-            _("you loaded model.state_dict() as it was taken, but its tensors are the live parameters, "
-              "which the sweep changed: save copy.deepcopy(model.state_dict()) before the sweep")
+            _(
+                "you loaded model.state_dict() as it was taken, but its tensors are the live parameters, "
+                "which the sweep changed: save copy.deepcopy(model.state_dict()) before the sweep"
+            )
             if loads
-            else _("the weights were never restored: save copy.deepcopy(model.state_dict()) before the sweep "
-                   "and load it back with model.load_state_dict() at the end")
+            else _(
+                "the weights were never restored: save copy.deepcopy(model.state_dict()) before the sweep "
+                "and load it back with model.load_state_dict() at the end"
+            )
         )
-        fail(_("Called {call}.\nAfterwards the model's weights are not those it had before the call: the "
-               "range test is a probe, and the real training must start from the original weights.\n"
-               "Likely cause: {cause}").format(call=call, cause=cause))
+        fail(
+            _(
+                "Called {call}.\nAfterwards the model's weights are not those it had before the call: the "
+                "range test is a probe, and the real training must start from the original weights.\n"
+                "Likely cause: {cause}"
+            ).format(call=call, cause=cause)
+        )
     lr = optimizer.param_groups[0]["lr"]
     if lr != 0.1:
-        fail(_("Called {call}.\nAfterwards optimizer.param_groups[0]['lr'] is {lr}, not the 0.1 it was.\n"
-               "Likely cause: restore the optimizer too: copy.deepcopy(optimizer.state_dict()) before, "
-               "optimizer.load_state_dict(...) after.").format(call=call, lr=show(lr)))
+        fail(
+            _(
+                "Called {call}.\nAfterwards optimizer.param_groups[0]['lr'] is {lr}, not the 0.1 it was.\n"
+                "Likely cause: restore the optimizer too: copy.deepcopy(optimizer.state_dict()) before, "
+                "optimizer.load_state_dict(...) after."
+            ).format(call=call, lr=show(lr))
+        )
     state_after = optimizer.state_dict()["state"]
     for i, old in state_before["state"].items():
         if not torch.allclose(state_after[i]["momentum_buffer"], old["momentum_buffer"]):
-            fail(_("Called {call}.\nAfterwards the optimizer's momentum buffers differ from before the call, "
-                   "so the next real step would carry the sweep's momentum.\nLikely cause: "
-                   "optimizer.state_dict() shares its state tensors with the optimizer, which updates them "
-                   "in place; save copy.deepcopy(optimizer.state_dict()).").format(call=call))
+            fail(
+                _(
+                    "Called {call}.\nAfterwards the optimizer's momentum buffers differ from before the "
+                    "call, so the next real step would carry the sweep's momentum.\nLikely cause: "
+                    "optimizer.state_dict() shares its state tensors with the optimizer, which updates them "
+                    "in place; save copy.deepcopy(optimizer.state_dict())."
+                ).format(call=call)
+            )
 
 
 @exercise("lr_range_test")
@@ -355,7 +454,9 @@ def test_lr_range_test_matches_a_reference_sweep(seed, n_batches, high):
 # --- train_with_divergence_guard ----------------------------------------------------------------
 
 
-def guard_batches(seed: int, count: int, bad: int | None, kind: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def guard_batches(
+    seed: int, count: int, bad: int | None, kind: str
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     x, y = regression(seed, 8 * count, d=3)
     batches = list(zip(x.split(8), y.split(8), strict=True))
     if bad is not None:
@@ -390,38 +491,55 @@ def check_guard(seed: int, count: int, bad: int | None, kind: str, max_loss: flo
     batches = guard_batches(seed, count, bad, kind)
     model = mlp(seed, [3, 8, 1])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    what = {"nan": "a nan input", "inf": "an inf input", "huge": "a target of 1e4"}[kind]
-    where = f", batch {bad} holding {what}" if bad is not None else ""
-    call = f"train_with_divergence_guard(MLP [3, 8, 1], nn.MSELoss(), SGD(lr=0.05), {count} batches{where}, {max_loss})"
-    got_losses, got_index = expect_pair(td.train_with_divergence_guard(model, mse, optimizer, batches, max_loss),
-                                        call=call)
+    call_what = {"nan": "a nan input", "inf": "an inf input", "huge": "a target of 1e4"}[kind]
+    call_where = f", batch {bad} holding {call_what}" if bad is not None else ""
+    call = (
+        f"train_with_divergence_guard(MLP [3, 8, 1], nn.MSELoss(), SGD(lr=0.05), {count} "
+        f"batches{call_where}, {max_loss})"
+    )
+    got_losses, got_index = expect_pair(
+        td.train_with_divergence_guard(model, mse, optimizer, batches, max_loss), call=call
+    )
 
     def run(**mistake):
         reference = mlp(seed, [3, 8, 1])
-        result = reference_guard(reference, torch.optim.SGD(reference.parameters(), lr=0.05), batches, max_loss,
-                                 **mistake)
+        result = reference_guard(
+            reference, torch.optim.SGD(reference.parameters(), lr=0.05), batches, max_loss, **mistake
+        )
         return result, params_of(reference)
 
     (losses, index), weights = run()
     (blind_losses, blind_index), blind_weights = run(nan_blind=True)
     late_result, late_weights = run(check_after_step=True)
-    nan_cause = _("every comparison with nan is False, so nan > max_loss is False and the nan went through; "
-                  "test not math.isfinite(loss) as well")
+    nan_cause = _(
+        "every comparison with nan is False, so nan > max_loss is False and the nan went through; "
+        "test not math.isfinite(loss) as well"
+    )
     expect_losses(got_losses, losses, call=call, what=_("The losses"), mistakes=[(nan_cause, blind_losses)])
     if got_index != index:
-        fail(_("Called {call}.\nIt returned diverged_at={got}; the batch that should stop the run is {index}.")
-             .format(call=call, got=show(got_index), index=show(index)))
+        fail(
+            _(
+                "Called {call}.\nIt returned diverged_at={got}; the batch that should stop the run is "
+                "{index}."
+            ).format(call=call, got=show(got_index), index=show(index))
+        )
     got_weights = params_of(model)
     if not same_tensors(got_weights, weights):
         if same_tensors(got_weights, late_weights):
-            cause = _("the check came after step(): the bad batch's gradient had already changed the "
-                      "weights. Check the loss before backward() and step()")
+            cause = _(
+                "the check came after step(): the bad batch's gradient had already changed the "
+                "weights. Check the loss before backward() and step()"
+            )
         elif not all(bool(w.isfinite().all()) for w in got_weights):
             cause = nan_cause
         else:
             cause = _("the steps before the bad batch differ from kata 06's train_step")
-        fail(_("Called {call}.\nAfterwards the weights are not those of the last good step.\nLikely cause: "
-               "{cause}").format(call=call, cause=cause))
+        fail(
+            _(
+                "Called {call}.\nAfterwards the weights are not those of the last good step.\nLikely cause: "
+                "{cause}"
+            ).format(call=call, cause=cause)
+        )
 
 
 @exercise("train_with_divergence_guard")
@@ -465,12 +583,21 @@ def reference_stds(model: nn.Sequential, inputs: torch.Tensor, where: str = "out
 
 def std_mistakes(model, inputs):
     return [
-        (_("you measured the weights' standard deviation; the question is what happens to the signal: "
-           "the std of each Linear layer's output activations"), reference_stds(model, inputs, "weight")),
-        (_("you measured each Linear layer's input, one layer too early; record the std of its output"),
-         reference_stds(model, inputs, "input")),
-        (_("you averaged the per-unit standard deviations (std(dim=0)); take .std() over all entries"),
-         reference_stds(model, inputs, "unit")),
+        (
+            _(
+                "you measured the weights' standard deviation; the question is what happens to the signal: "
+                "the std of each Linear layer's output activations"
+            ),
+            reference_stds(model, inputs, "weight"),
+        ),
+        (
+            _("you measured each Linear layer's input, one layer too early; record the std of its output"),
+            reference_stds(model, inputs, "input"),
+        ),
+        (
+            _("you averaged the per-unit standard deviations (std(dim=0)); take .std() over all entries"),
+            reference_stds(model, inputs, "unit"),
+        ),
     ]
 
 
@@ -487,9 +614,13 @@ def deep_stack(depth: int, width: int, init: str, seed: int) -> nn.Sequential:
 
 
 def check_stds(model: nn.Sequential, inputs: torch.Tensor, call: str, note: str = "") -> list[float]:
-    got = expect_floats(td.activation_stds(model, inputs), sum(isinstance(m, nn.Linear) for m in model), call=call)
+    got = expect_floats(
+        td.activation_stds(model, inputs), sum(isinstance(m, nn.Linear) for m in model), call=call
+    )
     expected = reference_stds(model, inputs)
-    expect_close(got, expected, call=call, rtol=1e-4, atol=1e-30, mistakes=std_mistakes(model, inputs), note=note)
+    expect_close(
+        got, expected, call=call, rtol=1e-4, atol=1e-30, mistakes=std_mistakes(model, inputs), note=note
+    )
     return got
 
 
@@ -497,28 +628,52 @@ def check_stds(model: nn.Sequential, inputs: torch.Tensor, call: str, note: str 
 @pytest.mark.parametrize(
     ("init", "what"),
     [
-        ("default", "shrinks from 0.6 to about 0.08, where the biases hold it"),
-        ("small", "collapses, about 17 times smaller at every layer, to about 4e-13"),
-        ("large", "explodes, about 5.7 times larger at every layer, to about 4e7"),
-        ("kaiming", "keeps its scale, between 1.1 and 1.7 at every depth"),
+        (
+            "default",
+            N_(
+                "With nn.Linear's default init the signal shrinks from 0.6 to about 0.08, where the "
+                "biases hold it."
+            ),
+        ),
+        (
+            "small",
+            N_(
+                "With N(0, 0.01) weights the signal collapses, about 17 times smaller at every layer, "
+                "to about 4e-13."
+            ),
+        ),
+        (
+            "large",
+            N_(
+                "With N(0, 1) weights the signal explodes, about 5.7 times larger at every layer, to "
+                "about 4e7."
+            ),
+        ),
+        (
+            "kaiming",
+            N_("With He (Kaiming) init the signal keeps its scale, between 1.1 and 1.7 at every depth."),
+        ),
     ],
     ids=["default", "small", "large", "kaiming"],
 )
 def test_activation_stds_measure_collapse_and_explosion_through_ten_layers(init, what):
     inputs = torch.randn(256, 64, generator=torch.Generator().manual_seed(0))
     call = f"activation_stds(10 x (Linear(64, 64), ReLU) with the {init} init, a batch of 256)"
-    check_stds(deep_stack(10, 64, init, 0), inputs, call,
-               note=_("With this init the signal {what}.").format(what=what))
+    check_stds(deep_stack(10, 64, init, 0), inputs, call, note=_(what))
 
 
 @exercise("activation_stds")
 @settings(max_examples=6)
-@given(seed=seeds, widths=st.lists(st.integers(2, 24), min_size=2, max_size=6),
-       activation=st.sampled_from([nn.ReLU, nn.Tanh]))
+@given(
+    seed=seeds,
+    widths=st.lists(st.integers(2, 24), min_size=2, max_size=6),
+    activation=st.sampled_from([nn.ReLU, nn.Tanh]),
+)
 def test_activation_stds_match_a_reference_for_random_stacks(seed, widths, activation):
     inputs = torch.randn(32, widths[0], generator=torch.Generator().manual_seed(seed))
     model = mlp(seed, widths, activation)
-    check_stds(model, inputs, f"activation_stds(MLP {widths} with {activation.__name__}, a batch of 32)")
+    call = f"activation_stds(MLP {widths} with {activation.__name__}, a batch of 32)"
+    check_stds(model, inputs, call)
 
 
 # --- kaiming_init --------------------------------------------------------------------------------
@@ -543,45 +698,71 @@ def kaiming_model(seed: int, sizes: list[int]) -> nn.Module:
 
 def check_kaiming(seed: int, sizes: list[int]) -> None:
     model = kaiming_model(seed, sizes)
-    call = f"kaiming_init(a ReLU MLP of sizes {sizes} with a LayerNorm and nested blocks) after torch.manual_seed({seed})"
+    call = (
+        f"kaiming_init(a ReLU MLP of sizes {sizes} with a LayerNorm and nested blocks) after "
+        f"torch.manual_seed({seed})"
+    )
     norm_before = params_of(model[2])
     torch.manual_seed(seed)
     td.kaiming_init(model)
     expected = reference_kaiming(kaiming_model(seed, sizes), seed)
     if not same_tensors(params_of(model[2]), norm_before):
-        fail(_("Called {call}.\nThe LayerNorm's parameters changed; only the nn.Linear layers are "
-               "re-initialised.").format(call=call))
+        fail(
+            _(
+                "Called {call}.\nThe LayerNorm's parameters changed; only the nn.Linear layers are "
+                "re-initialised."
+            ).format(call=call)
+        )
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     for i, layer in enumerate(linears):
         if layer.bias is not None and bool(layer.bias.any()):
-            fail(_("Called {call}.\nLinear layer {i}'s bias is {bias}; it should be all zeros.\nLikely cause: "
-                   "the bias kept its default init; set it with nn.init.zeros_(layer.bias).").format(
-                     call=call, i=i, bias=show(layer.bias.detach())))
+            fail(
+                _(
+                    "Called {call}.\nLinear layer {i}'s bias is {bias}; it should be all zeros.\nLikely "
+                    "cause: the bias kept its default init; set it with nn.init.zeros_(layer.bias)."
+                ).format(call=call, i=i, bias=show(layer.bias.detach()))
+            )
     if same_tensors(params_of(model), expected, atol=1e-7):
         return
     cause = kaiming_cause(linears)
     if cause:
-        fail(_("Called {call}.\nThe weights' standard deviations are {stds}; He init for ReLU gives "
-               "sqrt(2 / fan_in) = {want}.\nLikely cause: {cause}").format(
-                 call=call, stds=show([m.weight.std().item() for m in linears]),
-                 want=show([math.sqrt(2 / m.in_features) for m in linears]), cause=cause))
-    fail(_("Called {call}.\nThe weights are not those nn.init.kaiming_normal_(w, nonlinearity='relu') draws "
-           "from the global generator, layer by layer in the order of model.modules().\nLikely cause: another "
-           "distribution (kaiming_uniform_ has the same std but other values), other random calls in between, "
-           "or another layer order.").format(call=call))
+        fail(
+            _(
+                "Called {call}.\nThe weights' standard deviations are {stds}; He init for ReLU gives "
+                "sqrt(2 / fan_in) = {want}.\nLikely cause: {cause}"
+            ).format(
+                call=call,
+                stds=show([m.weight.std().item() for m in linears]),
+                want=show([math.sqrt(2 / m.in_features) for m in linears]),
+                cause=cause,
+            )
+        )
+    fail(
+        _(
+            "Called {call}.\nThe weights are not those nn.init.kaiming_normal_(w, nonlinearity='relu') draws "
+            "from the global generator, layer by layer in the order of model.modules().\nLikely cause: "
+            "another "
+            "distribution (kaiming_uniform_ has the same std but other values), other random calls in "
+            "between, or another layer order."
+        ).format(call=call)
+    )
 
 
 def kaiming_cause(linears: list[nn.Linear]) -> str:
     """The known mistake whose scale every layer with enough weights to tell shows, if any."""
     layers = [m for m in linears if m.weight.numel() >= 200]
     causes = {
-        _("mode='fan_out' scales by the outputs, 2 / fan_out; the forward pass needs fan_in"):
-            lambda fan_in, fan_out: 2 / fan_out,
-        _("that is Xavier/Glorot's scale, 2 / (fan_in + fan_out), made for tanh; ReLU needs 2 / fan_in "
-          "(kaiming_normal_)"): lambda fan_in, fan_out: 2 / (fan_in + fan_out),
+        _(
+            "mode='fan_out' scales by the outputs, 2 / fan_out; the forward pass needs fan_in"
+        ): lambda fan_in, fan_out: 2 / fan_out,
+        _(
+            "that is Xavier/Glorot's scale, 2 / (fan_in + fan_out), made for tanh; ReLU needs 2 / fan_in "
+            "(kaiming_normal_)"
+        ): lambda fan_in, fan_out: 2 / (fan_in + fan_out),
         _("the gain is 1 instead of sqrt(2): pass nonlinearity='relu'"): lambda fan_in, fan_out: 1 / fan_in,
-        _("the weights kept nn.Linear's default init, std 1 / sqrt(3 * fan_in)"):
-            lambda fan_in, fan_out: 1 / (3 * fan_in),
+        _("the weights kept nn.Linear's default init, std 1 / sqrt(3 * fan_in)"): lambda fan_in, fan_out: (
+            1 / (3 * fan_in)
+        ),
     }
 
     def near(layer: nn.Linear, variance: float) -> bool:
@@ -615,10 +796,13 @@ def test_kaiming_init_keeps_the_signal_alive_through_twenty_relu_layers():
     td.kaiming_init(model)
     stds = reference_stds(model, torch.randn(256, 64, generator=torch.Generator().manual_seed(1)))
     if not 0.5 < stds[-1] / stds[0] < 2:
-        fail(_("Called {call}.\nThe activations' std went from {first} at layer 1 to {last} at layer 20; He "
-               "init keeps it within a factor of 2.\nLikely cause: weights of variance 2 / fan_in "
-               "(nn.init.kaiming_normal_(w, nonlinearity='relu')) and zero biases.").format(
-                 call=call, first=show(stds[0]), last=show(stds[-1])))
+        fail(
+            _(
+                "Called {call}.\nThe activations' std went from {first} at layer 1 to {last} at layer 20; He "
+                "init keeps it within a factor of 2.\nLikely cause: weights of variance 2 / fan_in "
+                "(nn.init.kaiming_normal_(w, nonlinearity='relu')) and zero biases."
+            ).format(call=call, first=show(stds[0]), last=show(stds[-1]))
+        )
 
 
 # --- fit_keep_best --------------------------------------------------------------------------------
@@ -639,9 +823,11 @@ def counting_loads(model: nn.Module) -> list[int]:
 
 def last_weights_cause(loads: list[int]) -> str:
     if loads:
-        return _("model.state_dict() returns references to the live parameters, not a copy: the later epochs "
-                 "changed the 'saved' weights in place, so loading them restored the last epoch's. Save "
-                 "copy.deepcopy(model.state_dict())")
+        return _(
+            "model.state_dict() returns references to the live parameters, not a copy: the later epochs "
+            "changed the 'saved' weights in place, so loading them restored the last epoch's. Save "
+            "copy.deepcopy(model.state_dict())"
+        )
     return _("the best weights were never loaded back: model.load_state_dict(best_state) after the loop")
 
 
@@ -685,23 +871,38 @@ def check_keep_best(val_losses: list[float], max_epochs: int, patience: int) -> 
     )
     got = td.fit_keep_best(run.model, run.train_epoch, run.validate, max_epochs, patience)
     if not isinstance(got, tuple) or len(got) != 3:
-        fail(_("Called {call}.\nIt returned {got}; the tuple (train_losses, val_losses, best_epoch) is asked for.")
-             .format(call=call, got=show(got)))
+        fail(
+            _(
+                "Called {call}.\nIt returned {got}; the tuple (train_losses, val_losses, best_epoch) is "
+                "asked for."
+            ).format(call=call, got=show(got))
+        )
     epochs, best_epoch = reference_keep_best(val_losses, max_epochs, patience)
-    expect_losses(got[0], [float(10 - e) for e in range(1, epochs + 1)], call=call, what=_("The training losses"))
+    expect_losses(
+        got[0], [float(10 - e) for e in range(1, epochs + 1)], call=call, what=_("The training losses")
+    )
     expect_losses(got[1], val_losses[:epochs], call=call, what=_("The validation losses"))
     if got[2] != best_epoch:
-        fail(_("Called {call}.\nIt returned best_epoch={got}; the lowest validation loss came at epoch {best}.")
-             .format(call=call, got=show(got[2]), best=best_epoch))
+        fail(
+            _(
+                "Called {call}.\nIt returned best_epoch={got}; the lowest validation loss came at epoch "
+                "{best}."
+            ).format(call=call, got=show(got[2]), best=best_epoch)
+        )
     weight = run.model.weight.item()
     if weight != best_epoch + 1:
         if weight == epochs:
             cause = last_weights_cause(run.loads)
         else:
             cause = _("the weights saved are not those of the best epoch: save them when the loss improves")
-        fail(_("Called {call}.\nAfterwards the model holds the weights of epoch {epoch}, but the best validation "
-               "loss came at epoch {best}: early stopping hands back the best model, not the last.\n"
-               "Likely cause: {cause}").format(call=call, epoch=int(weight) - 1, best=best_epoch, cause=cause))
+        fail(
+            _(
+                "Called {call}.\nAfterwards the model holds the weights of epoch {epoch}, but the best "
+                "validation "
+                "loss came at epoch {best}: early stopping hands back the best model, not the last.\n"
+                "Likely cause: {cause}"
+            ).format(call=call, epoch=int(weight) - 1, best=best_epoch, cause=cause)
+        )
 
 
 @exercise("fit_keep_best")
@@ -743,7 +944,10 @@ def memorising_run(seed: int = 0):
 def test_fit_keep_best_stops_a_model_that_memorises_its_noisy_training_set():
     model, train_epoch, validate = memorising_run()
     loads = counting_loads(model)
-    call = "fit_keep_best(MLP [1, 32, 32, 1], one Adam step on 16 noisy points, validate on 64, 300, patience=10)"
+    call = (
+        "fit_keep_best(MLP [1, 32, 32, 1], one Adam step on 16 noisy points, validate on 64, 300, "
+        "patience=10)"
+    )
     got = td.fit_keep_best(model, train_epoch, validate, 300, 10)
     reference, ref_train, ref_validate = memorising_run()
     train_losses, val_losses, best = [], [], -1
@@ -755,18 +959,34 @@ def test_fit_keep_best_stops_a_model_that_memorises_its_noisy_training_set():
         elif epoch - best >= 10:
             break
     if not isinstance(got, tuple) or len(got) != 3:
-        fail(_("Called {call}.\nIt returned {got}; the tuple (train_losses, val_losses, best_epoch) is asked for.")
-             .format(call=call, got=show(got)))
+        fail(
+            _(
+                "Called {call}.\nIt returned {got}; the tuple (train_losses, val_losses, best_epoch) is "
+                "asked for."
+            ).format(call=call, got=show(got))
+        )
     expect_losses(got[0], train_losses, call=call, what=_("The training losses"))
     expect_losses(got[1], val_losses, call=call, what=_("The validation losses"))
     expect_close(got[2], best, call=f"{call}; best_epoch")
     # The gap: after the best epoch the training loss kept falling while the validation loss rose.
     final = expect_float(validate(), call="validate() after the call")
-    expect_close(final, val_losses[best], call=f"{call}; then validate()", rtol=1e-5,
-                 mistakes=[(_("the model came back with the weights of the last epoch: {cause}").format(
-                     cause=last_weights_cause(loads)), val_losses[-1])],
-                 note=_("The validation loss was lowest at epoch {best}; the model must come back with those "
-                        "weights.").format(best=best))
+    expect_close(
+        final,
+        val_losses[best],
+        call=f"{call}; then validate()",
+        rtol=1e-5,
+        mistakes=[
+            (
+                _("the model came back with the weights of the last epoch: {cause}").format(
+                    cause=last_weights_cause(loads)
+                ),
+                val_losses[-1],
+            )
+        ],
+        note=_(
+            "The validation loss was lowest at epoch {best}; the model must come back with those weights."
+        ).format(best=best),
+    )
 
 
 # --- gradient_norms -------------------------------------------------------------------------------
@@ -795,29 +1015,54 @@ def norm_setup(seed: int, sizes: list[int], n_batches: int, freeze_first: bool =
 
 def check_norms(seed: int, sizes: list[int], n_batches: int, freeze_first: bool = False):
     model, optimizer, batches = norm_setup(seed, sizes, n_batches, freeze_first)
-    frozen = ", its first layer frozen" if freeze_first else ""
-    call = f"gradient_norms(sigmoid MLP {sizes}{frozen}, nn.MSELoss(), SGD(lr=0.1), {n_batches} batches of 8)"
+    call_frozen = ", its first layer frozen" if freeze_first else ""
+    call = (
+        f"gradient_norms(sigmoid MLP {sizes}{call_frozen}, nn.MSELoss(), SGD(lr=0.1), {n_batches} batches "
+        f"of 8)"
+    )
     got = td.gradient_norms(model, mse, optimizer, batches)
     expected = reference_norms(*norm_setup(seed, sizes, n_batches, freeze_first))
     if not isinstance(got, dict):
-        fail(_("Called {call}.\nIt returned {got}; a dict {{parameter name: [norm per step]}} is asked for.")
-             .format(call=call, got=show(got)))
+        fail(
+            _(
+                "Called {call}.\nIt returned {got}; a dict {{parameter name: [norm per step]}} is asked for."
+            ).format(call=call, got=show(got))
+        )
     if sorted(got) != sorted(expected):
-        fail(_("Called {call}.\nIts keys are {got}; expected the names of the parameters that require grad, "
-               "{expected}.").format(call=call, got=sorted(got), expected=sorted(expected)))
+        fail(
+            _(
+                "Called {call}.\nIts keys are {got}; expected the names of the parameters that require grad, "
+                "{expected}."
+            ).format(call=call, got=sorted(got), expected=sorted(expected))
+        )
     names = list(expected)
     lengths = {name: len(got[name]) if isinstance(got[name], (list, tuple)) else None for name in names}
     if lengths[names[-1]] == n_batches * len(names) and all(lengths[n] == 0 for n in names[:-1]):
-        fail(_("Called {call}.\nEvery norm landed in the list of '{last}', the others are empty.\nLikely cause: a "
-               "lambda defined in a loop reads the loop variable when it runs, by then the last name. Bind it "
-               "when you define it: lambda grad, name=name: ...").format(call=call, last=names[-1]))
+        fail(
+            _(
+                "Called {call}.\nEvery norm landed in the list of '{last}', the others are empty.\nLikely "
+                "cause: a "
+                "lambda defined in a loop reads the loop variable when it runs, by then the last name. "
+                "Bind it when you define it: lambda grad, name=name: ..."
+            ).format(call=call, last=names[-1])
+        )
     weights = reference_norms(*norm_setup(seed, sizes, n_batches, freeze_first), what="weight")
     for name in names:
         expect_close(
-            expect_floats(got[name], n_batches, call=f"{call}; norms['{name}']"), expected[name],
-            call=f"{call}; norms['{name}']", rtol=1e-4, atol=1e-7,
-            mistakes=[(_("you logged the parameter's own norm, p.norm(); the hook receives its gradient: "
-                         "grad.norm()"), weights[name])],
+            expect_floats(got[name], n_batches, call=f"{call}; norms['{name}']"),
+            expected[name],
+            call=f"{call}; norms['{name}']",
+            rtol=1e-4,
+            atol=1e-7,
+            mistakes=[
+                (
+                    _(
+                        "you logged the parameter's own norm, p.norm(); the hook receives its gradient: "
+                        "grad.norm()"
+                    ),
+                    weights[name],
+                )
+            ],
         )
 
 
@@ -849,10 +1094,15 @@ def test_gradient_norms_removes_its_hooks_even_when_training_fails():
     left = [name for name, p in model.named_parameters() if p._backward_hooks]
     grew = [name for name, v in (got.items() if isinstance(got, dict) else ()) if len(v) != counts[name]]
     if left or grew:
-        fail(_("Called {call}, then one more backward() on the model.\nThe hooks are still registered on {left}: "
-               "they keep logging into your lists after the call.\nLikely cause: keep the handle that "
-               "register_hook returns and call handle.remove() on each one after training (in a finally: "
-               "block).").format(call=call, left=left or grew))
+        fail(
+            _(
+                "Called {call}, then one more backward() on the model.\nThe hooks are still registered on "
+                "{left}: "
+                "they keep logging into your lists after the call.\nLikely cause: keep the handle that "
+                "register_hook returns and call handle.remove() on each one after training (in a finally: "
+                "block)."
+            ).format(call=call, left=left or grew)
+        )
     model, optimizer, batches = norm_setup(2, [4, 8, 1], 3)
     batches[1] = (batches[1][0][:, :3], batches[1][1])  # a batch whose inputs have the wrong shape
     call = "gradient_norms(..., 3 batches of 8, the second one with inputs of shape (8, 3))"
@@ -860,6 +1110,10 @@ def test_gradient_norms_removes_its_hooks_even_when_training_fails():
         td.gradient_norms(model, mse, optimizer, batches)
     left = [name for name, p in model.named_parameters() if p._backward_hooks]
     if left:
-        fail(_("Called {call}: training raised, as it should.\nBut the hooks are still registered on {left}.\n"
-               "Likely cause: remove them in a finally: block, so they go even when training raises.")
-             .format(call=call, left=left))
+        fail(
+            _(
+                "Called {call}: training raised, as it should.\nBut the hooks are still registered on "
+                "{left}.\n"
+                "Likely cause: remove them in a finally: block, so they go even when training raises."
+            ).format(call=call, left=left)
+        )

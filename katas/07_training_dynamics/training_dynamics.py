@@ -193,7 +193,10 @@ def fit_keep_best(
 
 
 def gradient_norms(
-    model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer, batches: Iterable[tuple[Tensor, Tensor]]
+    model: nn.Module,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[tuple[Tensor, Tensor]],
 ) -> dict[str, list[float]]:
     """Train one step per batch and log each parameter's gradient norm at every step, with hooks.
 

@@ -132,7 +132,10 @@ def fit_keep_best(
 
 
 def gradient_norms(
-    model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer, batches: Iterable[tuple[Tensor, Tensor]]
+    model: nn.Module,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[tuple[Tensor, Tensor]],
 ) -> dict[str, list[float]]:
     """Train one step per batch; each trainable parameter's gradient norm per step, seen by hooks."""
     norms: dict[str, list[float]] = {}

@@ -73,93 +73,101 @@ def overfit_never_stops(model, loss_fn, optimizer, loader, threshold, max_steps)
 # --- lr_range_test ---
 
 
-def _sweep(model, loss_fn, optimizer, loader, lr_min, lr_max, factor, lrs_of, check, stop=True):
-    lrs, losses, diverged_at, best = [], [], None, math.inf
-    for lr, (inputs, targets) in zip(lrs_of(len(loader)), loader):
+def _sweep(model, loss_fn, optimizer, loader, lrs, diverged, stop=True):
+    lrs_seen, losses, diverged_at, best = [], [], None, math.inf
+    for lr, (inputs, targets) in zip(lrs, loader, strict=False):
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad()
         loss = loss_fn(model(inputs), targets)
-        lrs.append(lr)
+        lrs_seen.append(lr)
         losses.append(loss.item())
-        if diverged_at is None and check(losses[-1], best):
+        if diverged_at is None and diverged(losses[-1], best):
             diverged_at = lr
             if stop:
                 break
         best = min(best, losses[-1])
         loss.backward()
         optimizer.step()
-    return lrs, losses, diverged_at
+    return lrs_seen, losses, diverged_at
 
 
-def _exponential(lr_min, lr_max):
-    return lambda n: [lr_min * (lr_max / lr_min) ** (i / (n - 1)) for i in range(n)]
+def _exponential(lr_min, lr_max, n):
+    return [lr_min * (lr_max / lr_min) ** (i / (n - 1)) for i in range(n)]
 
 
-def _diverged(factor):
+def _probe(model, optimizer, sweep, save_model=copy.deepcopy, save_optimizer=copy.deepcopy):
+    """Runs `sweep()` between saving and restoring the states, each saved with its own function."""
+    saved = (save_model(model.state_dict()), save_optimizer(optimizer.state_dict()))
+    result = sweep()
+    model.load_state_dict(saved[0])
+    optimizer.load_state_dict(saved[1])
+    return result
+
+
+def _keep(state):
+    return state
+
+
+def _finite_check(factor):
     return lambda loss, best: not math.isfinite(loss) or loss > factor * best
 
 
 @mutant(KATA, "lr_range_test", says="the weights were never restored")
 def range_test_never_resets(model, loss_fn, optimizer, loader, lr_min, lr_max, diverge_factor=4.0):
     """Sweeps correctly but leaves the model and optimizer as the sweep left them."""
-    return _sweep(model, loss_fn, optimizer, loader, lr_min, lr_max, diverge_factor,
-                  _exponential(lr_min, lr_max), _diverged(diverge_factor))
+    lrs = _exponential(lr_min, lr_max, len(loader))
+    return _sweep(model, loss_fn, optimizer, loader, lrs, _finite_check(diverge_factor))
 
 
 @mutant(KATA, "lr_range_test", says="its tensors are the live parameters")
 def range_test_saves_a_reference(model, loss_fn, optimizer, loader, lr_min, lr_max, diverge_factor=4.0):
     """Saves model.state_dict() itself (live tensors) instead of a copy, so 'restoring' changes nothing."""
-    saved = (model.state_dict(), copy.deepcopy(optimizer.state_dict()))
-    result = _sweep(model, loss_fn, optimizer, loader, lr_min, lr_max, diverge_factor,
-                    _exponential(lr_min, lr_max), _diverged(diverge_factor))
-    model.load_state_dict(saved[0])
-    optimizer.load_state_dict(saved[1])
-    return result
+    lrs = _exponential(lr_min, lr_max, len(loader))
+    return _probe(
+        model,
+        optimizer,
+        lambda: _sweep(model, loss_fn, optimizer, loader, lrs, _finite_check(diverge_factor)),
+        save_model=_keep,
+    )
 
 
 @mutant(KATA, "lr_range_test", says="momentum buffers")
-def range_test_shares_the_optimizer_state(model, loss_fn, optimizer, loader, lr_min, lr_max, diverge_factor=4.0):
+def range_test_shares_the_optimizer_state(
+    model, loss_fn, optimizer, loader, lr_min, lr_max, diverge_factor=4.0
+):
     """Copies the model's state but keeps optimizer.state_dict() itself, whose buffers the sweep updates."""
-    saved = (copy.deepcopy(model.state_dict()), optimizer.state_dict())
-    result = _sweep(model, loss_fn, optimizer, loader, lr_min, lr_max, diverge_factor,
-                    _exponential(lr_min, lr_max), _diverged(diverge_factor))
-    model.load_state_dict(saved[0])
-    optimizer.load_state_dict(saved[1])
-    return result
+    lrs = _exponential(lr_min, lr_max, len(loader))
+    return _probe(
+        model,
+        optimizer,
+        lambda: _sweep(model, loss_fn, optimizer, loader, lrs, _finite_check(diverge_factor)),
+        save_optimizer=_keep,
+    )
 
 
 @mutant(KATA, "lr_range_test", says="did not stop at the first diverging loss")
 def range_test_never_stops(model, loss_fn, optimizer, loader, lr_min, lr_max, diverge_factor=4.0):
     """Notes where the loss diverged but sweeps on to lr_max."""
-    saved = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
-    result = _sweep(model, loss_fn, optimizer, loader, lr_min, lr_max, diverge_factor,
-                    _exponential(lr_min, lr_max), _diverged(diverge_factor), stop=False)
-    model.load_state_dict(saved[0])
-    optimizer.load_state_dict(saved[1])
-    return result
+    lrs = _exponential(lr_min, lr_max, len(loader))
+    check = _finite_check(diverge_factor)
+    return _probe(model, optimizer, lambda: _sweep(model, loss_fn, optimizer, loader, lrs, check, stop=False))
 
 
 @mutant(KATA, "lr_range_test", says="every comparison with nan is False")
 def range_test_misses_nan(model, loss_fn, optimizer, loader, lr_min, lr_max, diverge_factor=4.0):
     """Checks only loss > diverge_factor * best, which is False for a nan loss."""
-    saved = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
-    result = _sweep(model, loss_fn, optimizer, loader, lr_min, lr_max, diverge_factor,
-                    _exponential(lr_min, lr_max), lambda loss, best: loss > diverge_factor * best)
-    model.load_state_dict(saved[0])
-    optimizer.load_state_dict(saved[1])
-    return result
+    lrs = _exponential(lr_min, lr_max, len(loader))
+    check = lambda loss, best: loss > diverge_factor * best  # noqa: E731
+    return _probe(model, optimizer, lambda: _sweep(model, loss_fn, optimizer, loader, lrs, check))
 
 
 @mutant(KATA, "lr_range_test", says="linear steps")
 def range_test_linear_sweep(model, loss_fn, optimizer, loader, lr_min, lr_max, diverge_factor=4.0):
     """Spaces the learning rates linearly (torch.linspace) instead of exponentially."""
-    saved = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
-    result = _sweep(model, loss_fn, optimizer, loader, lr_min, lr_max, diverge_factor,
-                    lambda n: torch.linspace(lr_min, lr_max, n).tolist(), _diverged(diverge_factor))
-    model.load_state_dict(saved[0])
-    optimizer.load_state_dict(saved[1])
-    return result
+    lrs = torch.linspace(lr_min, lr_max, len(loader)).tolist()
+    check = _finite_check(diverge_factor)
+    return _probe(model, optimizer, lambda: _sweep(model, loss_fn, optimizer, loader, lrs, check))
 
 
 # --- train_with_divergence_guard ---
@@ -358,7 +366,7 @@ def norms_late_binding(model, loss_fn, optimizer, batches):
     for name, p in model.named_parameters():
         if p.requires_grad:
             norms[name] = []
-            handles.append(p.register_hook(lambda grad: norms[name].append(grad.norm().item())))
+            handles.append(p.register_hook(lambda grad: norms[name].append(grad.norm().item())))  # noqa: B023
     try:
         _train(model, loss_fn, optimizer, batches)
     finally:
