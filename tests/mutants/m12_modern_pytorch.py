@@ -294,12 +294,6 @@ def count_graph_breaks_hard_coded(fn, *args):
     return 1
 
 
-@mutant(KATA, "count_graph_breaks", says="ExplainOutput")
-def count_graph_breaks_returns_the_report(fn, *args):
-    """Returns explain's whole report instead of its graph_break_count."""
-    return torch._dynamo.explain(fn)(*args)
-
-
 # --- coin_flip_computation ---
 
 
