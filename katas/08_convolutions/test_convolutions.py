@@ -414,8 +414,10 @@ def grouped_the_wrong_way(x, weight, bias, stride, padding, groups):
     return out if bias is None else out + bias.view(-1, 1, 1)
 
 
-def check_conv(x, weight, bias, stride, padding, groups, call):
-    got = cv.conv2d_unfold(x, weight, bias, stride, padding, groups)
+def check_conv(x, weight, bias, stride, padding, groups, call, got=None):
+    """`got` (by default the learner's conv2d_unfold on these arguments) must equal F.conv2d."""
+    if got is None:
+        got = cv.conv2d_unfold(x, weight, bias, stride, padding, groups)
     expected = F.conv2d(x, weight, bias, stride, padding, groups=groups)
     mistakes = []
     if weight.shape[-1] > 1 or weight.shape[-2] > 1:
@@ -497,6 +499,7 @@ def test_conv2d_unfold_does_not_call_conv2d(monkeypatch):
     x, weight = torch.randn(2, 4, 5, 5, generator=gen), torch.randn(6, 2, 3, 3, generator=gen)
     call = "conv2d_unfold(x, weight, stride=2, padding=1, groups=2) with x (2, 4, 5, 5), weight (6, 2, 3, 3)"
     got = cv.conv2d_unfold(x, weight, None, 2, 1, 2)
+    monkeypatch.undo()
     if calls:
         fail(
             _(
@@ -504,7 +507,7 @@ def test_conv2d_unfold_does_not_call_conv2d(monkeypatch):
                 "build the convolution from F.unfold and a matrix product."
             ).format(call=call)
         )
-    expect_tensor_close(got, F.conv2d(x, weight, None, 2, 1, groups=2), call=call, rtol=1e-4, atol=1e-5)
+    check_conv(x, weight, None, 2, 1, 2, call, got=got)
 
 
 # --- receptive_field -------------------------------------------------------------------------
@@ -659,6 +662,10 @@ def test_conv_parameters_match_the_numel_sum_of_nn_conv2d(groups, per_group, ker
 def test_conv_parameters_add_up_to_a_whole_cnn():
     convs = [(3, 32, 3, 1, True), (32, 32, 3, 32, False), (32, 64, 1, 1, False), (64, 64, (1, 3), 4, True)]
     model = nn.Sequential(*(nn.Conv2d(i, o, k, groups=g, bias=b) for i, o, k, g, b in convs))
+    for number, (args, layer) in enumerate(zip(convs, model, strict=True), 1):
+        call = parameters_call(*args) + _("  # layer {number} of the CNN").format(number=number)
+        expected = sum(p.numel() for p in layer.parameters())
+        expect_int(cv.conv_parameters(*args), expected, call=call, mistakes=parameter_mistakes(*args))
     expected = sum(p.numel() for p in model.parameters())
     got = sum(cv.conv_parameters(*args) for args in convs)
     if got != expected:

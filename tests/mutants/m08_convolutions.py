@@ -13,13 +13,13 @@ KATA = "08_convolutions"
 # --- conv_output_size ---
 
 
-@mutant(KATA, "conv_output_size", says="floor division")
+@mutant(KATA, "conv_output_size", says="floor division", everywhere=True)
 def conv_output_size_true_division(size, kernel_size, stride=1, padding=0, dilation=1, ceil_mode=False):
     """Divides with / : the formula without the floor, a float that counts part of a window."""
     return (size + 2 * padding - dilation * (kernel_size - 1) - 1) / stride + 1
 
 
-@mutant(KATA, "conv_output_size", says="one side only")
+@mutant(KATA, "conv_output_size", says="one side only", everywhere=True)
 def conv_output_size_padding_once(size, kernel_size, stride=1, padding=0, dilation=1, ceil_mode=False):
     """Adds the padding once instead of on both sides."""
     return (size + padding - dilation * (kernel_size - 1) - 1) // stride + 1
@@ -61,7 +61,7 @@ def channels_last_strides_in_memory_order(shape):
 # --- to_channels_last ---
 
 
-@mutant(KATA, "to_channels_last", says="only relabels the shape")
+@mutant(KATA, "to_channels_last", says="only relabels the shape", everywhere=True)
 def to_channels_last_view(images):
     """Uses view where a permute is needed: the shape is right, the pixels are scrambled."""
     n, h, w, c = images.shape
@@ -96,7 +96,7 @@ def to_nhwc_reshape(x):
     return x.reshape(n, h, w, c)
 
 
-@mutant(KATA, "to_nhwc", says="transpose(1, 3)")
+@mutant(KATA, "to_nhwc", says="transpose(1, 3)", everywhere=True)
 def to_nhwc_transpose(x):
     """Uses transpose(1, 3): H and W swap places."""
     return x.transpose(1, 3).contiguous()
@@ -123,7 +123,7 @@ def _split_right(cols, n, groups):
     return cols.view(n, groups, -1, cols.shape[-1])
 
 
-@mutant(KATA, "conv2d_unfold", says="flipped")
+@mutant(KATA, "conv2d_unfold", says="flipped", everywhere=True)
 def conv2d_unfold_flips_the_kernel(x, weight, bias=None, stride=1, padding=0, groups=1):
     """Flips the kernel as a textbook convolution does; conv2d is a cross-correlation."""
     out = _unfolded(x, weight.flip(-1, -2), stride, padding, groups, _split_right)
@@ -226,7 +226,7 @@ def _cnn(padding, in_features, num_classes):
     )
 
 
-@mutant(KATA, "tiny_cnn", says="hard-coded for 8x8")
+@mutant(KATA, "tiny_cnn", says="hard-coded for 8x8", everywhere=True)
 def tiny_cnn_hard_coded_flatten(image_size, num_classes):
     """Hard-codes the flatten size worked out for 8x8 images: 16 * 2 * 2."""
     return _cnn(1, 16 * 2 * 2, num_classes)
