@@ -235,6 +235,28 @@ def test_a_known_pytorch_error_gets_its_likely_cause_and_ends_at_the_learners_li
     assert "site-packages/torch" not in result.stdout.str()
 
 
+def test_an_unexpected_error_shows_the_learners_line_not_the_whole_stub_again(project):
+    documented = """
+def add(a, b):
+    \"\"\"Return a + b. THE-DOCSTRING-A-LEARNER-ALREADY-READ.\"\"\"
+    total = a + b
+    return total("oops")
+
+
+def double(x):
+    return 2 * x
+"""
+    write(project, "katas/01_demo/demo_ops.py", documented)
+    result = project.runpytest("katas/01_demo")
+    result.stdout.fnmatch_lines(
+        ["katas/01_demo/demo_ops.py:5: in add", '    return total("oops")', "E   TypeError: *not callable"]
+    )
+    assert "THE-DOCSTRING-A-LEARNER-ALREADY-READ" not in result.stdout.str()
+    assert "site-packages/_pytest" not in result.stdout.str()
+    verbose = project.runpytest("katas/01_demo", "--tb=long")  # asked for: pytest's own long style
+    assert "THE-DOCSTRING-A-LEARNER-ALREADY-READ" in verbose.stdout.str()
+
+
 def test_two_katas_with_the_same_test_basename_do_not_mix(project):
     # The classic pitfall: same basenames under rootdir-relative imports shadow each other.
     write(

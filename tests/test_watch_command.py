@@ -140,6 +140,20 @@ def test_broken_files_are_shown_and_watching_goes_on(copy, watching):
     assert "TODO: implement grad_at()" in watcher.expect("Watching")
 
 
+def test_a_file_that_cannot_run_keeps_the_last_count_and_says_so(copy, watching):
+    watcher = watching("01_autograd")
+    watcher.expect("Watching")
+    solve(copy, "grad_at")
+    assert "1/10 done" in watcher.expect("· 01_autograd/partial_derivatives: todo")
+    watcher.expect("Watching")
+    stub = stub_file(copy)
+    save(stub, stub.read_text(encoding="utf-8") + "\ndef oops(:\n")
+    shown = watcher.expect("Watching")
+    assert "does not compile" in shown
+    assert "1/10 done" in shown and "0/10 done" not in shown
+    assert "(the count of the last run that ran)" in shown
+
+
 def test_ctrl_c_stops_cleanly(watching):
     watcher = watching("01_autograd")
     watcher.expect("Watching")

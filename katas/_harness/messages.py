@@ -89,6 +89,7 @@ RESET_MISSING_DEFINITION = (
 
 WATCH_HEADER = "torch-katas watch: {kata}  {done}/{total} done   [run {run}, {seconds:.2f} s]{state}"
 WATCH_CHECKING = "  checking the other exercises..."
+WATCH_LAST_COUNT = "  (the count of the last run that ran)"
 WATCH_FOOTER = "Watching {folder} - save a file to run again, Ctrl-C to stop."
 WATCH_HINT = "Stuck? python -m katas hint {exercise}"
 WATCH_PASSED = "✓ {exercise} passes."

@@ -75,6 +75,7 @@ RESET_MISSING_DEFINITION = (
 
 WATCH_HEADER = "torch-katas watch：{kata}  已完成 {done}/{total}   [第 {run} 次运行，{seconds:.2f} 秒]{state}"
 WATCH_CHECKING = "  正在检查其余练习……"
+WATCH_LAST_COUNT = "  （这是上一次能运行时的计数）"
 WATCH_FOOTER = "正在监视 {folder}：保存文件即可重新运行，Ctrl-C 停止。"
 WATCH_HINT = "卡住了？python -m katas hint {exercise}"
 WATCH_PASSED = "✓ {exercise} 通过。"

@@ -260,6 +260,9 @@ def pytest_runtest_makereport_explain(item: pytest.Item, call: pytest.CallInfo):
     excinfo = call.excinfo
     # Only errors raised by PyTorch or Python: a test's own teaching message says what it means.
     raised = excinfo is not None and not excinfo.errisinstance(pytest.fail.Exception)
+    if raised and report.failed and call.when == "call" and item.config.stash[SESSION].kata_of(item.path):
+        if item.config.getoption("tbstyle", "auto") == "auto":  # a learner's --tb=... wins
+            report.longrepr = tracebacks.short_repr(item, excinfo)
     if raised and report.failed and hasattr(report.longrepr, "addsection"):
         cause = likely_cause(str(excinfo.value))
         if cause is not None:

@@ -23,3 +23,18 @@ def hide_torch_frames(item: pytest.Item) -> None:
         return Traceback(kept) if kept else traceback
 
     item._traceback_filter = traceback_filter
+
+
+def short_repr(item: pytest.Item, excinfo: pytest.ExceptionInfo):
+    """An unexpected error in one line per frame, from the test down to the learner's line.
+
+    pytest's long style prints each frame's whole function, so the learner would read the
+    stub's docstring again above their own line; the short style prints the failing line only.
+    """
+
+    def frames(info: pytest.ExceptionInfo) -> Traceback:
+        traceback = info.traceback.cut(path=item.path).filter(info)
+        kept = [entry for entry in traceback if not str(entry.path).startswith(TORCH_DIR)]
+        return Traceback(kept) if kept else traceback
+
+    return excinfo.getrepr(style="short", tbfilter=frames)

@@ -252,12 +252,18 @@ class Watcher:
 
     def _render(self, kata: Kata, result: PassResult, elapsed: float) -> None:
         tallies = tally_by_exercise((o.exercise, o.outcome) for o in result.outcomes)
-        if result.kind == "early":  # only one exercise ran yet: the count of the last full run
-            done = self.done.get(kata.name, 0)
-        else:
+        complete = result.kind == "final" and not result.errors and not result.note
+        if complete:
             done = sum(tallies.get(ex.qualname, Tally()).status == "done" for ex in kata.exercises)
             self.done[kata.name] = done
-        state = msg.WATCH_CHECKING if result.kind == "early" else ""
+        else:  # one exercise ran yet, or nothing could run: the count of the last full run
+            done = self.done.get(kata.name, 0)
+        if result.kind == "early":
+            state = msg.WATCH_CHECKING
+        elif not complete and kata.name in self.done:
+            state = msg.WATCH_LAST_COUNT
+        else:
+            state = ""
         lines = [
             msg.WATCH_HEADER.format(
                 kata=kata.name,
