@@ -94,3 +94,10 @@ def test_the_wheel_check_answers_yes_no_and_cannot_tell(tmp_path):
     assert has_wheel("9.1.0", "3.12", url) is False  # a wheel, but not for this Python
     assert has_wheel("9.2.0", "3.10", url) is False
     assert has_wheel("9.1.0", "3.10", "http://127.0.0.1:9/simple") is None  # nothing listens there
+
+
+def test_the_windows_and_macos_legs_run_test_files_that_exist():
+    text = (ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
+    named = re.findall(r"tests/test_\w+\.py", text)
+    assert named, "ci.yml's learner legs name no test file"
+    assert [path for path in named if not (ROOT / path).is_file()] == []
