@@ -32,3 +32,34 @@ def test_the_verdict_follows_both_targets(monkeypatch, capsys, kata_seconds, pea
     assert f"ratio {kata_seconds / 2.0:.2f} (target 1.3)" in out
     assert f"peak memory of the kata run {peak_mb} MB (target 600 MB)" in out
     assert verdict in out
+
+
+@pytest.mark.parametrize(
+    ("whole", "slowest", "code", "verdict"),
+    [(20.0, 6.0, 0, "within the targets"), (26.0, 6.0, 1, "OVER a target"), (20.0, 11.0, 1, "OVER a target")],
+)
+def test_the_set_bench_checks_the_whole_set_and_each_kata(monkeypatch, capsys, whole, slowest, code, verdict):
+    from katas._harness import bench_set
+    from katas._harness.manifest import load
+
+    katas = [k.name for k in load(ROOT).katas]
+
+    def fake_pytest(root, *args):
+        if args[0] == "katas":
+            return whole, whole - 2, 0
+        return 3.0, slowest if args[0] == f"katas/{katas[-1]}" else 1.0, 0
+
+    monkeypatch.setattr(bench_set, "_pytest", fake_pytest)
+    assert bench_set.run(ROOT, runs=3) == code
+    out = capsys.readouterr().out
+    assert f"pytest katas --solutions -n 2        {whole:6.2f} s wall (target 25 s)" in out
+    assert f"{katas[-1]:<24} {slowest:6.2f} s" in out
+    assert verdict in out
+
+
+def test_the_set_bench_reads_the_time_pytest_reports(tmp_path):
+    from katas._harness import bench_set
+
+    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n", encoding="utf-8")
+    wall, reported, code = bench_set._pytest(tmp_path, "test_one.py")
+    assert code == 0 and reported is not None and 0 <= reported <= wall
