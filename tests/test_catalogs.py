@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from katas._harness import catalogs, i18n
+from katas._harness import catalogs, i18n, messages, messages_zh
+from katas._harness import plugin as _plugin  # noqa: F401  (registers the katas-check profile)
 from katas._harness.runner import run_pytest
 from tests.kata_runs import ROOT
 from tests.mutants import all_mutants
@@ -318,6 +319,11 @@ def mutant_batches(kata: str) -> list[list]:
 @pytest.mark.parametrize("kata", catalogs.CONVERTED)
 def test_every_mutant_message_is_chinese_apart_from_code(kata, monkeypatch):
     monkeypatch.setenv("KATAS_LANG", "zh")
+    # messages.py chose its language when this process imported it (English, tests/conftest.py):
+    # a learner's run with KATAS_LANG=zh reads messages_zh.py's text.
+    for name, text in vars(messages_zh).items():
+        if name.isupper():
+            monkeypatch.setattr(messages, name, text)
     info = MANIFEST.kata(kata)
     solution = info.stub_path(ROOT / "solutions").read_text(encoding="utf-8")
     english = []
