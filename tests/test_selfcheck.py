@@ -97,6 +97,20 @@ def test_a_stub_without_docs_link_example_or_hints_is_reported(copy):
     assert "need type hints" in found
 
 
+def test_given_code_that_differs_from_the_solution_is_reported(copy):
+    # 06's evaluate is given code: finished in the stub, not an exercise, the solution's own code.
+    edit(copy / "katas/06_training_loop/training_loop.py", "count += len(inputs)", "count += 1")
+    assert "evaluate: given code must read as the solution's" in only_problem(copy)
+
+
+def test_given_code_listed_as_an_exercise_is_reported(copy):
+    edit(copy / "katas/manifest.toml", 'name = "fit"\npoints = 1', 'name = "evaluate"\npoints = 1')
+    found = selfcheck.problems(copy)
+    assert any(
+        "evaluate: its docstring starts with 'Given:'" in p and "manifest lists it" in p for p in found
+    )
+
+
 def test_functions_out_of_manifest_order_are_reported(copy):
     edit(copy / "katas/manifest.toml", 'name = "grad_at"', 'name = "grad_at_renamed"')
     assert "must be the manifest's exercises in order" in only_problem(copy)

@@ -26,11 +26,18 @@ def _unknown_exercise(name: str, err: UnknownExercise) -> int:
 
 
 def _cmd_hint(args: argparse.Namespace) -> int:
+    from .listing import first_unfinished
+
     manifest = load(args.root)
     try:
-        exercise = manifest.exercise(args.exercise)
+        kata, exercise = manifest.target(args.exercise)
     except UnknownExercise as err:
         return _unknown_exercise(args.exercise, err)
+    if exercise is None:  # a kata (or its file): the exercise it is at
+        exercise = first_unfinished(manifest, kata)
+        if exercise is None:
+            print(msg.HINT_KATA_DONE.format(kata=kata.name))
+            return 0
     texts = hints.texts(exercise)
     total = len(texts)
     for number, text in hints.next_hints(args.root, exercise, show_all=args.all):
@@ -236,9 +243,36 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from . import plot
+
+    manifest = load(args.root)
+    try:
+        kata = manifest.kata(args.kata.removeprefix("katas/").rstrip("/"))
+    except UnknownExercise:
+        return _error(f"unknown kata {args.kata}; plot draws {', '.join(plot.RECIPES)}")
+    return plot.main(manifest, kata, args.out, solutions=args.solutions)
+
+
 def _cmd_snapshot(args: argparse.Namespace) -> int:
     written = pristine.write(load(args.root))
     print(f"saved the pristine copy of {len(written)} stub file(s) for `reset`")
+    return 0
+
+
+def _cmd_notebooks(args: argparse.Namespace) -> int:
+    from . import notebooks
+
+    manifest = load(args.root)
+    if args.check:
+        stale = notebooks.stale(manifest)
+        for path in stale:
+            print(f"{path}: out of date; run `python -m katas notebooks`")
+        return 1 if stale else 0
+    written = notebooks.write(manifest, args.out)
+    made = len(notebooks.ready(manifest))
+    where = f" to {args.out}" if args.out else ""
+    print(f"{made} kata notebook(s), {len(written)} file(s) written{where}")
     return 0
 
 
@@ -260,6 +294,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         with tempfile.TemporaryDirectory(prefix="katas-bench-") as workdir:
             code |= bench_grade.run(args.root, min(args.runs, 3), Path(workdir))
+    if args.only == "set":  # the whole set against the solutions, then each kata: a minute or two
+        from . import bench_set
+
+        code |= bench_set.run(args.root, min(args.runs, 3))
     return code
 
 
@@ -274,45 +312,62 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)  # default: find_tree()
     parser.set_defaults(func=_cmd_guided)  # no command: the guided loop
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.set_defaults(commands=commands)  # main() reports a stray argument with its command's usage
 
-    hint = commands.add_parser("hint", help="show the next hint for an exercise (KATA/FUNCTION or FUNCTION)")
-    hint.add_argument("exercise")
+    def add_command(name: str, help: str) -> argparse.ArgumentParser:
+        """A command whose --help page begins with what it does."""
+        return commands.add_parser(name, help=help, description=help)
+
+    hint = add_command("hint", help="show the next hint for an exercise (KATA/FUNCTION or FUNCTION)")
+    hint.add_argument(
+        "exercise", metavar="EXERCISE", help="KATA/FUNCTION, FUNCTION, or a kata (its current exercise)"
+    )
     hint.add_argument("--all", action="store_true", help="show every hint at once")
     hint.set_defaults(func=_cmd_hint)
 
-    solution_cmd = commands.add_parser(
+    solution_cmd = add_command(
         "solution", help="the reference solution of an exercise beside your code, once your code passes"
     )
-    solution_cmd.add_argument("exercise")
+    solution_cmd.add_argument("exercise", metavar="EXERCISE", help="KATA/FUNCTION, or FUNCTION where unique")
     solution_cmd.set_defaults(func=_cmd_solution)
 
-    list_cmd = commands.add_parser("list", help="every kata and exercise: done, failing or todo")
+    list_cmd = add_command("list", help="every kata and exercise: done, failing or todo")
     list_cmd.add_argument("--rerun", action="store_true", help="run every changed kata's tests again")
     list_cmd.set_defaults(func=_cmd_list)
 
-    watch = commands.add_parser("watch", help="re-run a kata on every save (default: the first unfinished)")
-    watch.add_argument("kata", nargs="?")
-    watch.add_argument("--timeout", type=float, default=30.0, help="stop a run after this many seconds")
+    watch = add_command("watch", help="re-run a kata on every save (default: the first unfinished)")
+    watch.add_argument("kata", nargs="?", metavar="KATA", help="default: the first unfinished kata")
+    watch.add_argument(
+        "--timeout", type=float, default=30.0, help="stop a run after this many seconds (default: 30)"
+    )
     watch.add_argument("--no-clear", action="store_true", help="do not clear the screen between runs")
     watch.add_argument("--once", action="store_true", help="run once, show the result and exit")
     watch.set_defaults(func=_cmd_watch)
 
-    reset_cmd = commands.add_parser(
-        "reset", help="restore the untouched stub of a kata or one exercise (asks first)"
+    reset_cmd = add_command("reset", help="restore the untouched stub of a kata or one exercise (asks first)")
+    reset_cmd.add_argument(
+        "target",
+        metavar="KATA_OR_EXERCISE",
+        help="a kata (or its file), KATA/FUNCTION, or a unique FUNCTION",
     )
-    reset_cmd.add_argument("target", metavar="KATA_OR_EXERCISE")
     reset_cmd.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset_cmd.set_defaults(func=_cmd_reset)
 
-    review_cmd = commands.add_parser("review", help="advice on code that passes (default: every kata)")
-    review_cmd.add_argument("kata", nargs="?", metavar="KATA")
+    review_cmd = add_command("review", help="advice on code that passes (default: every kata)")
+    review_cmd.add_argument("kata", nargs="?", metavar="KATA", help="default: every kata")
     review_cmd.set_defaults(func=_cmd_review)
 
-    check = commands.add_parser("check", help="(maintainers) validate the manifest against the kata files")
+    check = add_command("check", help="(maintainers) validate the manifest against the kata files")
     check.set_defaults(func=_cmd_check)
 
-    grade_cmd = commands.add_parser("grade", help="grade a submission (default: this project)")
-    grade_cmd.add_argument("submission", nargs="?", default=".", metavar="SUBMISSION_DIR")
+    grade_cmd = add_command("grade", help="grade a submission (default: this project)")
+    grade_cmd.add_argument(
+        "submission",
+        nargs="?",
+        default=".",
+        metavar="SUBMISSION_DIR",
+        help="a learner's copy, or a folder of students' copies (default: the current folder)",
+    )
     grade_cmd.add_argument(
         "--format", action="append", help="json, gradescope, junit or markdown; repeat or comma-separate"
     )
@@ -327,9 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SCORE",
         help="exit 1 if the total is below SCORE: points (40) or a percentage (80%%); default: exit 0",
     )
-    grade_cmd.add_argument("--kata-timeout", type=float, default=300.0, help="seconds of wall clock per kata")
-    grade_cmd.add_argument("--test-timeout", type=int, default=60, help="seconds per test")
-    grade_cmd.add_argument("--memory-mb", type=int, default=4096, help="address-space limit per kata")
+    grade_cmd.add_argument(
+        "--kata-timeout", type=float, default=300.0, help="seconds of wall clock per kata (default: 300)"
+    )
+    grade_cmd.add_argument("--test-timeout", type=int, default=60, help="seconds per test (default: 60)")
+    grade_cmd.add_argument(
+        "--memory-mb", type=int, default=4096, help="address-space limit per kata (default: 4096)"
+    )
     class_options = grade_cmd.add_argument_group(
         "a class", "SUBMISSIONS_DIR may hold one sub-folder or .zip per student (named by the student's id)"
     )
@@ -338,18 +397,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="gradebook.csv, students/ID.json, class-report.html go here (default: SUBMISSIONS_DIR-grades)",
     )
-    class_options.add_argument("--jobs", type=int, default=2, metavar="N", help="katas graded N at a time")
+    class_options.add_argument(
+        "--jobs", type=int, default=2, metavar="N", help="katas graded N at a time (default: 2)"
+    )
     class_options.add_argument(
         "--no-cache", action="store_true", help="grade every student again (default: new or changed ones)"
     )
     grade_cmd.set_defaults(func=_cmd_grade)
 
-    export_cmd = commands.add_parser("export", help="a learner's copy: no solutions, with a grading workflow")
-    export_cmd.add_argument("dest", metavar="DEST")
+    export_cmd = add_command("export", help="a learner's copy: no solutions, with a grading workflow")
+    export_cmd.add_argument("dest", metavar="DEST", help="a new or empty folder outside this project")
     export_cmd.set_defaults(func=_cmd_export)
 
-    gradescope = commands.add_parser("gradescope", help="a Gradescope autograder bundle (a .zip)")
-    gradescope.add_argument("dest", metavar="DEST.zip")
+    gradescope = add_command("gradescope", help="a Gradescope autograder bundle (a .zip)")
+    gradescope.add_argument("dest", metavar="DEST.zip", help="the bundle to write")
     gradescope.add_argument(
         "--torch", help="the torch release Gradescope installs (default: the tested one, in pins.toml)"
     )
@@ -364,12 +425,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gradescope.set_defaults(func=_cmd_gradescope)
 
-    snapshot = commands.add_parser(
-        "snapshot", help="(maintainers) save the stubs as the copy `reset` restores"
-    )
+    snapshot = add_command("snapshot", help="(maintainers) save the stubs as the copy `reset` restores")
     snapshot.set_defaults(func=_cmd_snapshot)
 
-    catalog = commands.add_parser(
+    notebooks_cmd = add_command(
+        "notebooks", help="(maintainers) one notebook per kata from its lesson and stubs, and its Colab badge"
+    )
+    notebooks_cmd.add_argument("--out", type=Path, metavar="DIR", help="write the notebooks here only")
+    notebooks_cmd.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale")
+    notebooks_cmd.set_defaults(func=_cmd_notebooks)
+
+    catalog = add_command(
         "catalog", help="(maintainers) extract the test messages, update the .po files, compile the .mo"
     )
     catalog.add_argument(
@@ -377,22 +443,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     catalog.set_defaults(func=_cmd_catalog)
 
-    bench_cmd = commands.add_parser("bench", help="(maintainers) time a kata run against importing torch")
-    bench_cmd.add_argument("--kata", default="01_autograd")
-    bench_cmd.add_argument("--runs", type=int, default=7)
+    plot_cmd = add_command("plot", help="your own runs drawn to PNG (07_training_dynamics, 13_capstone)")
+    plot_cmd.add_argument("kata", metavar="KATA", help="07_training_dynamics or 13_capstone")
+    plot_cmd.add_argument("--out", type=Path, metavar="DIR", help="where the PNGs go (default: .katas/plots)")
+    plot_cmd.add_argument("--solutions", action="store_true", help="(maintainers) draw the solutions")
+    plot_cmd.set_defaults(func=_cmd_plot)
+
+    bench_cmd = add_command("bench", help="(maintainers) time a kata run against importing torch")
+    bench_cmd.add_argument("--kata", default="01_autograd", help="the kata timed (default: 01_autograd)")
+    bench_cmd.add_argument("--runs", type=int, default=7, help="runs timed, the median reported (default: 7)")
     bench_cmd.add_argument("--solutions", action="store_true", help="time the run against solutions/")
-    bench_cmd.add_argument("--saves", type=int, default=12, help="saves timed in watch")
+    bench_cmd.add_argument("--saves", type=int, default=12, help="saves timed in watch (default: 12)")
     bench_cmd.add_argument(
         "--only",
-        choices=["kata", "tools", "grade"],
-        help="the kata run, the learner tools, or grading (minutes; only when asked for)",
+        choices=["kata", "tools", "grade", "set"],
+        help="the kata run, the learner tools, grading (minutes; only when asked for), or the whole "
+        "set against its solutions and each kata alone (only when asked for)",
     )
     bench_cmd.set_defaults(func=_cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, stray = parser.parse_known_args(argv)
+    if stray:  # with the command's own usage line, not the top level's
+        command = args.commands.choices.get(args.command, parser)
+        command.error(f"unrecognized arguments: {' '.join(stray)}")
     if args.root is None:
         args.root = find_tree(Path.cwd())
         if args.root is None:  # installed apart from a checkout: nothing to work on, nothing written

@@ -12,6 +12,7 @@ from .manifest import Kata, ManifestError, read
 
 LEARNER_FILES = {"README.md", "README.zh-CN.md"}
 DOC_LINK = "https://docs.pytorch.org/"
+GIVEN = "Given:"  # the first word of a finished helper's docstring (see _is_given)
 
 
 def problems(root: Path) -> list[str]:
@@ -53,9 +54,12 @@ def _kata_problems(root: Path, kata: Kata) -> list[str]:
         return found + [f"katas/{kata.name}/{stub.name}: missing; the manifest names module '{kata.module}'"]
     if not solution.is_file():
         return found + [f"solutions/{kata.name}/{stub.name}: missing; every stub needs a reference solution"]
-    expected = {stub.name, f"test_{kata.module}.py"} | LEARNER_FILES
+    notebook = f"{kata.name}.ipynb"  # python -m katas notebooks (katas/_harness/notebooks.py)
+    expected = {stub.name, f"test_{kata.module}.py", notebook} | LEARNER_FILES
+    lesson = (folder / "README.md").read_text(encoding="utf-8") if (folder / "README.md").is_file() else ""
     for path in sorted(folder.iterdir()):
-        if path.name not in expected and path.name != "__pycache__":
+        figure = path.suffix == ".png" and f"]({path.name})" in lesson  # a figure the lesson shows
+        if path.name not in expected and path.name != "__pycache__" and not figure:
             found.append(f"katas/{kata.name}/{path.name}: a kata folder holds only {sorted(expected)}")
     if not (folder / f"test_{kata.module}.py").is_file():
         found.append(f"katas/{kata.name}/test_{kata.module}.py: missing; tests are named after the module")
@@ -64,12 +68,15 @@ def _kata_problems(root: Path, kata: Kata) -> list[str]:
             found.append(f"solutions/{kata.name}/{path.name}: solutions mirror only {stub.name}")
     stub_funcs, solution_funcs = _public_functions(stub), _public_functions(solution)
     names = [ex.name for ex in kata.exercises]
+    given = [name for name, node in stub_funcs.items() if _is_given(node)]
+    for name in given:
+        found.extend(_given_problems(kata, stub.name, stub_funcs.pop(name), solution_funcs.get(name), names))
     if list(stub_funcs) != names:
         found.append(
             f"katas/{kata.name}/{stub.name}: public functions {list(stub_funcs)} must be the manifest's "
             f"exercises in order, {names}"
         )
-    extra = sorted(set(solution_funcs) - set(stub_funcs))
+    extra = sorted(set(solution_funcs) - set(stub_funcs) - set(given))
     if extra:
         found.append(
             f"solutions/{kata.name}/{stub.name}: public names {extra} are not in the stub; "
@@ -95,6 +102,36 @@ def _public_functions(path: Path) -> dict[str, ast.FunctionDef]:
         for node in tree.body
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_")
     }
+
+
+def _is_given(node: ast.FunctionDef | ast.ClassDef) -> bool:
+    """Finished code handed to the learner (a habit practised in an earlier kata), not an exercise."""
+    return isinstance(node, ast.FunctionDef) and (ast.get_docstring(node) or "").startswith(GIVEN)
+
+
+def _given_problems(
+    kata: Kata, file: str, func: ast.FunctionDef, other: ast.FunctionDef | None, exercises: list[str]
+) -> list[str]:
+    where = f"katas/{kata.name}/{file}:{func.lineno} {func.name}"
+    if func.name in exercises:
+        return [
+            f"{where}: its docstring starts with {GIVEN!r} (finished code), but the manifest lists it "
+            "as an exercise; remove one of the two"
+        ]
+    if other is None:
+        return [f"{where}: given code needs the same function in solutions/{kata.name}/{file}"]
+    if _code(func) != _code(other):
+        return [
+            f"{where}: given code must read as the solution's (docstrings aside); copy it from "
+            f"solutions/{kata.name}/{file}"
+        ]
+    return []
+
+
+def _code(func: ast.FunctionDef) -> str:
+    body = func.body[1:] if ast.get_docstring(func) is not None else func.body
+    parts = [*func.decorator_list, func.args, func.returns, *body]
+    return "\n".join(ast.dump(part) for part in parts if part is not None)
 
 
 def _signature(func: ast.FunctionDef) -> str:
