@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
+from katas._harness.i18n import N_, _
 from katas._harness.testing import expect_tensor_close, fail, show
 
 exercise = pytest.mark.exercise
@@ -71,13 +72,15 @@ def construct(cls, *args, call: str, **kwargs):
     try:
         return cls(*args, **kwargs)
     except AttributeError as err:
-        if "before Module.__init__() call" not in str(err):
+        if "Module.__init__()" not in str(err):  # "cannot assign ... before Module.__init__() call"
             raise
         error = err
     fail(
-        f"Called {call}.\nIt raised AttributeError: {error}.\n"
-        "Likely cause: __init__ must call super().__init__() before it assigns any layer or "
-        "parameter; nn.Module's own __init__ creates the registries that record them."
+        _(
+            "Called {call}.\nIt raised AttributeError: {error}.\n"
+            "Likely cause: __init__ must call super().__init__() before it assigns any layer or "
+            "parameter; nn.Module's own __init__ creates the registries that record them."
+        ).format(call=call, error=error)
     )
 
 
@@ -99,7 +102,7 @@ def builds_layers_in_forward(module: nn.Module, in_features: int) -> bool:
         return False
 
 
-LAYER_IN_FORWARD = (
+LAYER_IN_FORWARD = N_(
     "a layer created in forward() is never registered: it gets new random weights on every call "
     "(two calls on the same x gave different outputs), and parameters(), state_dict() and every "
     "optimizer miss it. Create each layer once in __init__ and only use it in forward."
@@ -116,18 +119,27 @@ def build_simplenet() -> nn.Module:
     got = param_shapes(net)
     if sorted(got) != sorted(SIMPLENET_PARAMS):
         cause = (
-            "no parameter is registered. Assign each layer to an attribute of self in __init__ "
-            "(self.fc1 = nn.Linear(2, 4)); nn.Module does not see layers kept in a plain list or "
-            "created inside forward."
+            _(
+                "no parameter is registered. Assign each layer to an attribute of self in __init__ "
+                "(self.fc1 = nn.Linear(2, 4)); nn.Module does not see layers kept in a plain list or "
+                "created inside forward."
+            )
             if not got
-            else "the layers are not the article's: self.fc1 = nn.Linear(2, 4), self.relu = nn.ReLU(), "
-            "self.fc2 = nn.Linear(4, 1)."
+            else _(
+                "the layers are not the article's: self.fc1 = nn.Linear(2, 4), self.relu = nn.ReLU(), "
+                "self.fc2 = nn.Linear(4, 1)."
+            )
         )
         if builds_layers_in_forward(net, 2):
-            cause = ("no parameter is registered: " if not got else "") + LAYER_IN_FORWARD
+            cause = (
+                _("no parameter is registered: {cause}").format(cause=_(LAYER_IN_FORWARD))
+                if not got
+                else _(LAYER_IN_FORWARD)
+            )
         fail(
-            f"Called SimpleNet().named_parameters().\nIt listed {got},\n"
-            f"but the tests expected {SIMPLENET_PARAMS}.\nLikely cause: {cause}"
+            _(
+                "Called {call}.\nIt listed {got},\nbut the tests expected {expected}.\nLikely cause: {cause}"
+            ).format(call="SimpleNet().named_parameters()", got=got, expected=SIMPLENET_PARAMS, cause=cause)
         )
     return net
 
@@ -139,10 +151,11 @@ def test_simplenet_registers_the_articles_layers():
     expected = [("fc1", "Linear"), ("relu", "ReLU"), ("fc2", "Linear")]
     if sorted(children) != sorted(expected):
         fail(
-            f"Called SimpleNet().named_children().\nIt listed {children},\n"
-            f"but the tests expected {expected}.\n"
-            "Register the ReLU too (self.relu = nn.ReLU()): it has no parameters, but as a child "
-            "module it shows in print(net) and in the structure."
+            _(
+                "Called {call}.\nIt listed {got},\nbut the tests expected {expected}.\n"
+                "Register the ReLU too (self.relu = nn.ReLU()): it has no parameters, but as a child "
+                "module it shows in print(net) and in the structure."
+            ).format(call="SimpleNet().named_children()", got=children, expected=expected)
         )
 
 
@@ -153,7 +166,7 @@ def test_simplenet_forward_is_fc1_relu_fc2(seed, batch):
     gen = torch.Generator().manual_seed(seed)
     randomize_(net, gen)
     x = torch.randn(batch, 2, generator=gen)
-    w1, b1, w2, b2 = (net.get_parameter(name).detach() for name, _ in SIMPLENET_PARAMS)
+    w1, b1, w2, b2 = (net.get_parameter(name).detach() for name, _shape in SIMPLENET_PARAMS)
     hidden = x @ w1.T + b1
     call = f"net(x) for x of shape ({batch}, 2), weights from N(0, 1) (seed {seed})"
     expect_tensor_close(
@@ -161,9 +174,9 @@ def test_simplenet_forward_is_fc1_relu_fc2(seed, batch):
         torch.relu(hidden) @ w2.T + b2,
         call=call,
         mistakes=[
-            ("forward skips the ReLU between fc1 and fc2", hidden @ w2.T + b2),
+            (_("forward skips the ReLU between fc1 and fc2"), hidden @ w2.T + b2),
             (
-                "the ReLU comes after fc2; the article applies it between fc1 and fc2",
+                _("the ReLU comes after fc2; the article applies it between fc1 and fc2"),
                 torch.relu(hidden @ w2.T + b2),
             ),
         ],
@@ -178,10 +191,12 @@ def test_simplenet_backward_reaches_every_parameter():
     missing = [name for name, p in net.named_parameters() if p.grad is None]
     if missing:
         fail(
-            "Called net(x).pow(2).mean().backward() on a fresh SimpleNet().\n"
-            f"These parameters got no gradient: {missing}.\n"
-            "Likely cause: forward does not use the registered layers (self.fc1, self.fc2), or "
-            "cuts the graph (.detach(), .data, torch.no_grad())."
+            _(
+                "Called {call} on a fresh SimpleNet().\n"
+                "These parameters got no gradient: {missing}.\n"
+                "Likely cause: forward does not use the registered layers (self.fc1, self.fc2), or "
+                "cuts the graph (.detach(), .data, torch.no_grad())."
+            ).format(call="net(x).pow(2).mean().backward()", missing=missing)
         )
 
 
@@ -197,7 +212,11 @@ def test_to_sequential_is_linear_relu_linear():
     twin = nm.to_sequential(article_net(0))
     call = "to_sequential(net)"
     if not isinstance(twin, nn.Sequential):
-        fail(f"Called {call}.\nIt returned {type(twin).__name__}; an nn.Sequential is asked for.")
+        fail(
+            _("Called {call}.\nIt returned {type}; an nn.Sequential is asked for.").format(
+                call=call, type=type(twin).__name__
+            )
+        )
     layers = [repr(m) for m in twin]
     expected = [
         "Linear(in_features=2, out_features=4, bias=True)",
@@ -207,19 +226,28 @@ def test_to_sequential_is_linear_relu_linear():
     if layers != expected:
         cause = ""
         if sorted(layers) == sorted(expected):
-            cause = (
-                "\nLikely cause: the layers are in the wrong order; the twin must compute what "
+            cause = "\n" + _(
+                "Likely cause: the layers are in the wrong order; the twin must compute what "
                 "SimpleNet.forward computes: fc1, then ReLU, then fc2."
             )
         elif layers == [*expected, "ReLU()"]:
-            cause = (
-                "\nLikely cause: a ReLU after the last layer. SimpleNet's output comes straight from fc2; "
+            cause = "\n" + _(
+                "Likely cause: a ReLU after the last layer. SimpleNet's output comes straight from fc2; "
                 "a final ReLU turns every negative output into 0. End the Sequential with the Linear."
             )
-        fail(f"Called {call}.\nIts layers are {layers},\nbut the tests expected {expected}.{cause}")
+        fail(
+            _("Called {call}.\nIts layers are {got},\nbut the tests expected {expected}.").format(
+                call=call, got=layers, expected=expected
+            )
+            + cause
+        )
     keys = list(twin.state_dict())
     if keys != ["0.weight", "0.bias", "2.weight", "2.bias"]:
-        fail(f"Called {call}.\nIts state_dict keys are {keys}; expected 0.weight, 0.bias, 2.weight, 2.bias.")
+        fail(
+            _(
+                "Called {call}.\nIts state_dict keys are {keys}; expected 0.weight, 0.bias, 2.weight, 2.bias."
+            ).format(call=call, keys=keys)
+        )
 
 
 @exercise("to_sequential")
@@ -232,14 +260,18 @@ def test_to_sequential_gives_the_same_outputs(seed, batch):
         got = twin.state_dict().get(key)
         if got is None or got.shape != value.shape:
             fail(
-                f"Called {call}.\nThe twin has {show(got)} under {key}, where net has a tensor of shape "
-                f"{tuple(value.shape)}: its layers must be Linear(2, 4), ReLU(), Linear(4, 1)."
+                _(
+                    "Called {call}.\nThe twin has {got} under {key}, where net has a tensor of shape "
+                    "{shape}: its layers must be Linear(2, 4), ReLU(), Linear(4, 1)."
+                ).format(call=call, got=show(got), key=key, shape=tuple(value.shape))
             )
         if not torch.equal(got, value):
             fail(
-                f"Called {call}.\nThe twin's {key} is {show(got)}, but net's is {show(value)}.\n"
-                "Likely cause: the weights were not copied: a new nn.Linear starts from its own random "
-                "values. Copy net's into it, e.g. twin[0].load_state_dict(net.fc1.state_dict())."
+                _(
+                    "Called {call}.\nThe twin's {key} is {got}, but net's is {expected}.\n"
+                    "Likely cause: the weights were not copied: a new nn.Linear starts from its own random "
+                    "values. Copy net's into it, e.g. twin[0].load_state_dict(net.fc1.state_dict())."
+                ).format(call=call, key=key, got=show(got), expected=show(value))
             )
     x = torch.randn(batch, 2, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
@@ -257,10 +289,12 @@ def test_to_sequential_copies_instead_of_sharing():
     changed = [k for k, v in net.state_dict().items() if not torch.equal(v, before[k])]
     if changed:
         fail(
-            "Called to_sequential(net), then added 1 to every parameter of the twin.\n"
-            f"net changed too: {changed}.\nLikely cause: the twin shares net's layers or tensors "
-            "(nn.Sequential(net.fc1, ...) reuses the same objects); build new layers and copy "
-            "the values with load_state_dict()."
+            _(
+                "Called {call}, then added 1 to every parameter of the twin.\n"
+                "net changed too: {changed}.\nLikely cause: the twin shares net's layers or tensors "
+                "(nn.Sequential(net.fc1, ...) reuses the same objects); build new layers and copy "
+                "the values with load_state_dict()."
+            ).format(call="to_sequential(net)", changed=changed)
         )
 
 
@@ -277,17 +311,19 @@ def build_linear(in_features: int, out_features: int, bias: bool = True) -> nn.M
     cause = ""
     plain = plain_attributes(layer, (torch.Tensor,))
     if plain:
-        cause = (
-            f"self.{plain[0]} is a plain tensor, so the module does not register it; wrap it in "
+        cause = _(
+            "self.{name} is a plain tensor, so the module does not register it; wrap it in "
             "nn.Parameter(...) (requires_grad=True alone is not enough)."
-        )
+        ).format(name=plain[0])
     elif ("weight", (in_features, out_features)) in got and in_features != out_features:
-        cause = "the weight is (in_features, out_features); nn.Linear stores (out_features, in_features)."
-    elif not bias and any(name == "bias" for name, _ in got):
-        cause = "with bias=False there is no bias parameter: set self.bias = None."
+        cause = _("the weight is (in_features, out_features); nn.Linear stores (out_features, in_features).")
+    elif not bias and any(name == "bias" for name, _shape in got):
+        cause = _("with bias=False there is no bias parameter: set self.bias = None.")
     fail(
-        f"Called {call}.named_parameters().\nIt listed {got}, but the tests expected {expected}."
-        + (f"\nLikely cause: {cause}" if cause else "")
+        _("Called {call}.\nIt listed {got}, but the tests expected {expected}.").format(
+            call=f"{call}.named_parameters()", got=got, expected=expected
+        )
+        + ("\n" + _("Likely cause: {cause}").format(cause=cause) if cause else "")
     )
 
 
@@ -299,9 +335,11 @@ def run_linear(layer: nn.Module, x: torch.Tensor, call: str) -> torch.Tensor:
     except RuntimeError as err:
         error = err
     fail(
-        f"Called {call}.\nIt raised RuntimeError: {error}\n"
-        "Likely cause: the weight is (out_features, in_features): compute x @ self.weight.T. "
-        "Use @ (matmul), not torch.mm: nn.Linear accepts any number of leading dimensions."
+        _(
+            "Called {call}.\nIt raised RuntimeError: {error}\n"
+            "Likely cause: the weight is (out_features, in_features): compute x @ self.weight.T. "
+            "Use @ (matmul), not torch.mm: nn.Linear accepts any number of leading dimensions."
+        ).format(call=call, error=error)
     )
 
 
@@ -310,7 +348,11 @@ def test_linear_from_scratch_registers_weight_and_bias():
     build_linear(3, 5)
     layer = build_linear(4, 2, bias=False)
     if getattr(layer, "bias", "missing") is not None:
-        fail("Called LinearFromScratch(4, 2, bias=False).\nIts .bias should be None, like nn.Linear's.")
+        fail(
+            _("Called {call}.\nIts .bias should be None, like nn.Linear's.").format(
+                call="LinearFromScratch(4, 2, bias=False)"
+            )
+        )
 
 
 @exercise("LinearFromScratch")
@@ -338,12 +380,17 @@ def test_linear_from_scratch_matches_nn_linear(seed, in_features, out_features, 
     weight = reference.weight.detach()
     mistakes = []
     if in_features == out_features:  # otherwise x @ W fails to run, and run_linear names the cause
-        mistakes.append(("the weight is not transposed: compute x @ self.weight.T", x @ weight))
+        mistakes.append((_("the weight is not transposed: compute x @ self.weight.T"), x @ weight))
     if bias:
-        mistakes.append(("forward leaves out the bias", x @ weight.T))
+        mistakes.append((_("forward leaves out the bias"), x @ weight.T))
     expect_tensor_close(y, expected, call=call, mistakes=mistakes)
     if not y.requires_grad:
-        fail(f"Called {call}.\nThe output does not require grad: forward must use the Parameters themselves.")
+        fail(
+            _(
+                "Called {call}.\nThe output does not require grad: "
+                "forward must use the Parameters themselves."
+            ).format(call=call)
+        )
     upstream = torch.randn(expected.shape)
     y.backward(upstream)
     expected.backward(upstream)
@@ -359,13 +406,21 @@ def test_linear_from_scratch_starts_from_random_values():
     first, second = build_linear(16, 8), build_linear(16, 8)
     w = first.weight.detach()
     if not torch.isfinite(w).all() or torch.equal(w, second.weight.detach()) or w.std() == 0:
+        same = (
+            _("The first weight has std {std:.3g}; the two weights are equal.")
+            if torch.equal(w, second.weight.detach())
+            else _("The first weight has std {std:.3g}; the two weights are different.")
+        )
         fail(
-            "Called LinearFromScratch(16, 8) twice.\n"
-            f"The first weight has std {w.std().item():.3g}; "
-            f"the two weights are {'equal' if torch.equal(w, second.weight.detach()) else 'different'}.\n"
-            "Likely cause: the weight starts constant (zeros or ones) or uninitialised (torch.empty): "
-            "every output unit would then compute, and learn, the same thing. Start from random "
-            "values, e.g. torch.empty(out, in).uniform_(-k, k) with k = 1 / sqrt(in_features)."
+            _("Called {call} twice.").format(call="LinearFromScratch(16, 8)")
+            + "\n"
+            + same.format(std=w.std().item())
+            + "\n"
+            + _(
+                "Likely cause: the weight starts constant (zeros or ones) or uninitialised (torch.empty): "
+                "every output unit would then compute, and learn, the same thing. Start from random "
+                "values, e.g. torch.empty(out, in).uniform_(-k, k) with k = 1 / sqrt(in_features)."
+            )
         )
 
 
@@ -375,14 +430,21 @@ def test_linear_from_scratch_starts_from_random_values():
 def expect_counts(got, expected: tuple[int, int], *, call: str, mistakes=()) -> None:
     if not (isinstance(got, (tuple, list)) and len(got) == 2 and all(type(v) is int for v in got)):
         fail(
-            f"Called {call}.\nIt returned {show(got)}; a pair of Python ints (total, trainable) is asked for."
+            _(
+                "Called {call}.\nIt returned {got}; a pair of Python ints (total, trainable) is asked for."
+            ).format(call=call, got=show(got))
         )
     if tuple(got) == expected:
         return
-    lines = [f"Called {call}.", f"It returned {tuple(got)}, but the tests expected {expected}."]
+    lines = [
+        _("Called {call}.").format(call=call),
+        _("It returned {actual}, but the tests expected {expected}.").format(
+            actual=tuple(got), expected=expected
+        ),
+    ]
     for cause, wrong in mistakes:  # None in a wrong pair matches any value
         if all(w is None or g == w for g, w in zip(got, wrong, strict=True)):
-            lines.append(f"Likely cause: {cause}")
+            lines.append(_("Likely cause: {cause}").format(cause=cause))
             break
     fail("\n".join(lines))
 
@@ -393,21 +455,25 @@ def counts_mistakes(model: nn.Module) -> list[tuple[str, tuple[int, int]]]:
     trainable = sum(p.numel() for p in params if p.requires_grad)
     return [
         (
-            "the total counts only the trainable parameters: frozen ones are parameters too; "
-            "filter on p.requires_grad for the second number only",
+            _(
+                "the total counts only the trainable parameters: frozen ones are parameters too; "
+                "filter on p.requires_grad for the second number only"
+            ),
             (trainable, trainable),
         ),
         (
-            "the trainable count includes frozen parameters: count only those with p.requires_grad",
+            _("the trainable count includes frozen parameters: count only those with p.requires_grad"),
             (total, total),
         ),
         (
-            "you counted tensors, not values: sum p.numel() over the parameters",
+            _("you counted tensors, not values: sum p.numel() over the parameters"),
             (len(params), sum(p.requires_grad for p in params)),
         ),
         (
-            "nothing counts as trainable: state_dict() returns detached tensors, whose "
-            "requires_grad is False; count model.parameters()",
+            _(
+                "nothing counts as trainable: state_dict() returns detached tensors, whose "
+                "requires_grad is False; count model.parameters()"
+            ),
             (None, 0),
         ),
     ]
@@ -461,12 +527,14 @@ def test_count_parameters_skips_buffers_and_counts_tied_weights_once():
         "with the Linear's weight tied to the Embedding's",
         mistakes=[
             (
-                "state_dict() also holds buffers (batch norm's running_mean, running_var, "
-                "num_batches_tracked) and lists a tied weight under both names; count model.parameters()",
+                _(
+                    "state_dict() also holds buffers (batch norm's running_mean, running_var, "
+                    "num_batches_tracked) and lists a tied weight under both names; count model.parameters()"
+                ),
                 (state_values, None),
             ),
             (
-                "the tied weight was counted twice: model.parameters() yields each Parameter once",
+                _("the tied weight was counted twice: model.parameters() yields each Parameter once"),
                 (per_module, None),
             ),
         ],
@@ -480,35 +548,41 @@ def why_not_frozen(module: nn.Module, grads_cleared: bool = False) -> str:
     """The likely cause, from what freeze_ left behind."""
     flags = [p.requires_grad for p in module.parameters()]
     if vars(module).get("requires_grad") is False:
-        return (
+        return _(
             "module.requires_grad = False only sets a Python attribute on the module object; "
             "call module.requires_grad_(False), with the underscore, which sets it on every parameter."
         )
     if not module.training:
-        return (
+        return _(
             "eval() does not freeze anything: it only switches dropout and batch norm to their "
             "inference behaviour. Call requires_grad_(False) on the parameters."
         )
     if any(flags) and not all(flags):
-        return (
+        return _(
             "only some parameters were frozen. module.children() skips a module's own weight and "
             "bias (and a child's children unless you recurse); module.requires_grad_(False) reaches "
             "every parameter."
         )
     if grads_cleared:
-        return (
+        return _(
             "setting p.grad = None only clears the last gradient; the next backward() fills it "
             "again. Freezing means requires_grad=False on every parameter: module.requires_grad_(False)."
         )
     leaf = (
-        f" A {type(module).__name__} has no child modules, so a loop over module.children() reaches "
-        "none of its own weight and bias."
+        " "
+        + _(
+            "A {type} has no child modules, so a loop over module.children() reaches "
+            "none of its own weight and bias."
+        ).format(type=type(module).__name__)
         if not list(module.children())
         else ""
     )
     return (
-        "no parameter of the module you were given was frozen. Freezing means requires_grad=False "
-        "on every parameter of that very module, in place: module.requires_grad_(False)." + leaf
+        _(
+            "no parameter of the module you were given was frozen. Freezing means requires_grad=False "
+            "on every parameter of that very module, in place: module.requires_grad_(False)."
+        )
+        + leaf
     )
 
 
@@ -525,15 +599,19 @@ def apply_freeze(module: nn.Module, call: str) -> None:
     result = nm.freeze_(module)
     if froze_a_copy(module, result):
         fail(
-            f"Called {call}.\nIt returned a frozen {type(result).__name__}, a different object; every "
-            "parameter of the module it was given still requires grad.\n"
-            "Likely cause: you froze a copy (copy.deepcopy or a new module); the caller's model, "
-            "the one its optimizer holds, trains on. Freeze the given module in place with "
-            "module.requires_grad_(False), and return None."
+            _(
+                "Called {call}.\nIt returned a frozen {type}, a different object; every "
+                "parameter of the module it was given still requires grad.\n"
+                "Likely cause: you froze a copy (copy.deepcopy or a new module); the caller's model, "
+                "the one its optimizer holds, trains on. Freeze the given module in place with "
+                "module.requires_grad_(False), and return None."
+            ).format(call=call, type=type(result).__name__)
         )
     if result is not None:
         fail(
-            f"Called {call}.\nIt returned {type(result).__name__}; a trailing _ means in place: return None."
+            _("Called {call}.\nIt returned {type}; a trailing _ means in place: return None.").format(
+                call=call, type=type(result).__name__
+            )
         )
 
 
@@ -551,18 +629,28 @@ def test_freeze_stops_gradients_but_keeps_the_parameters():
         cause = (
             why_not_frozen(net.fc1, grads_cleared=cleared)
             if flags.get("fc1.weight")
-            else "only the given module is frozen"
+            else _("only the given module is frozen")
         )
         fail(
-            f"Called {call}.\nrequires_grad is now {flags},\nbut the tests expected {expected}.\n"
-            f"Likely cause: {cause}"
+            _(
+                "Called {call}.\nrequires_grad is now {got},\nbut the tests expected {expected}.\n"
+                "Likely cause: {cause}"
+            ).format(call=call, got=flags, expected=expected, cause=cause)
         )
-    if list(net.state_dict()) != [name for name, _ in SIMPLENET_PARAMS]:
-        fail(f"Called {call}.\nThe state_dict keys became {list(net.state_dict())}: frozen parameters stay.")
+    if list(net.state_dict()) != [name for name, _shape in SIMPLENET_PARAMS]:
+        fail(
+            _("Called {call}.\nThe state_dict keys became {keys}: frozen parameters stay.").format(
+                call=call, keys=list(net.state_dict())
+            )
+        )
     net(torch.randn(4, 2)).sum().backward()
     grads = {name: p.grad is not None for name, p in net.named_parameters()}
     if grads != expected:
-        fail(f"Called {call}, then backward().\nWhich parameters got a .grad: {grads}; fc2's only expected.")
+        fail(
+            _(
+                "Called {call}, then backward().\nWhich parameters got a .grad: {grads}; fc2's only expected."
+            ).format(call=call, grads=grads)
+        )
 
 
 @exercise("freeze_")
@@ -576,7 +664,7 @@ def test_freeze_keeps_weights_fixed_through_optimizer_steps(seed):
     cleared = all(p.grad is None for p in net.fc1.parameters())
     before = copy.deepcopy(net.state_dict())
     params = list(net.parameters())  # what torch.optim.SGD(net.parameters(), ...) would hold
-    for _ in range(2):
+    for _step in range(2):
         for p in params:
             p.grad = None  # optimizer.zero_grad()
         nn.functional.mse_loss(net(x), target).backward()
@@ -584,11 +672,16 @@ def test_freeze_keeps_weights_fixed_through_optimizer_steps(seed):
     moved = [k for k in ("fc1.weight", "fc1.bias") if not torch.equal(net.state_dict()[k], before[k])]
     if moved:
         fail(
-            f"Called {call}.\nThe frozen parameters {moved} changed.\n"
-            f"Likely cause: {why_not_frozen(net.fc1, cleared)}"
+            _("Called {call}.\nThe frozen parameters {moved} changed.\nLikely cause: {cause}").format(
+                call=call, moved=moved, cause=why_not_frozen(net.fc1, cleared)
+            )
         )
     if torch.equal(net.fc2.weight, before["fc2.weight"]):
-        fail(f"Called {call}.\nfc2 did not train either: freeze only the module you are given.")
+        fail(
+            _("Called {call}.\nfc2 did not train either: freeze only the module you are given.").format(
+                call=call
+            )
+        )
 
 
 @exercise("freeze_")
@@ -603,11 +696,19 @@ def test_freeze_reaches_nested_modules(sizes, seed):
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     if trainable or len(list(model.parameters())) != count:
         fail(
-            f"Called {call}.\nStill trainable: {trainable} ({len(list(model.parameters()))} of {count} "
-            f"parameters left).\nLikely cause: {why_not_frozen(model)}"
+            _(
+                "Called {call}.\nStill trainable: {trainable} ({left} of {count} "
+                "parameters left).\nLikely cause: {cause}"
+            ).format(
+                call=call,
+                trainable=trainable,
+                left=len(list(model.parameters())),
+                count=count,
+                cause=why_not_frozen(model),
+            )
         )
     if model(torch.randn(3, sizes[0])).requires_grad:
-        fail(f"Called {call}.\nThe output of the frozen model still requires grad.")
+        fail(_("Called {call}.\nThe output of the frozen model still requires grad.").format(call=call))
 
 
 # --- RunningMean -------------------------------------------------------------------------
@@ -618,38 +719,48 @@ BUFFERS = ["num_batches", "running_mean"]
 def build_running_mean(num_features: int, momentum: float = 0.1) -> nn.Module:
     call = f"RunningMean({num_features}, momentum={momentum})"
     norm = construct(nm.RunningMean, num_features, momentum=momentum, call=call)
-    params = [name for name, _ in norm.named_parameters()]
+    params = [name for name, _param in norm.named_parameters()]
     if params:
         fail(
-            f"Called {call}.named_parameters().\nIt listed {params}; a running statistic is not a weight.\n"
-            "Likely cause: register it with self.register_buffer(name, tensor). An nn.Parameter "
-            "with requires_grad=False is still a parameter: it shows in parameters(), and every "
-            "optimizer built from them holds it."
+            _(
+                "Called {call}.\nIt listed {params}; a running statistic is not a weight.\n"
+                "Likely cause: register it with self.register_buffer(name, tensor). An nn.Parameter "
+                "with requires_grad=False is still a parameter: it shows in parameters(), and every "
+                "optimizer built from them holds it."
+            ).format(call=f"{call}.named_parameters()", params=params)
         )
     keys = sorted(norm.state_dict())
     if keys != BUFFERS:
-        cause = "register both with self.register_buffer(name, tensor)."
+        cause = _("register both with self.register_buffer(name, tensor).")
         if isinstance(vars(norm).get("num_batches"), int):
-            cause = (
+            cause = _(
                 "the step counter is a Python int, which state_dict() and .to() ignore; make it a "
                 "buffer: self.register_buffer('num_batches', torch.tensor(0))."
             )
         elif plain := plain_attributes(norm, (torch.Tensor,)):
-            cause = (
-                f"self.{plain[0]} is a plain attribute: state_dict() does not save it and .to() does "
-                f"not move it; use self.register_buffer('{plain[0]}', tensor)."
-            )
+            cause = _(
+                "self.{name} is a plain attribute: state_dict() does not save it and .to() does "
+                "not move it; use self.register_buffer('{name}', tensor)."
+            ).format(name=plain[0])
         fail(
-            f"Called {call}.state_dict().\nIts keys are {keys}, but the tests expected {BUFFERS}.\n"
-            f"Likely cause: {cause}"
+            _(
+                "Called {call}.\nIts keys are {keys}, but the tests expected {expected}.\n"
+                "Likely cause: {cause}"
+            ).format(call=f"{call}.state_dict()", keys=keys, expected=BUFFERS, cause=cause)
         )
     mean, steps = norm.running_mean, norm.num_batches
     if mean.shape != (num_features,) or mean.dtype != torch.float32 or mean.any():
-        fail(f"Called {call}.\nrunning_mean is {show(mean)}; zeros of shape ({num_features},) expected.")
+        fail(
+            _("Called {call}.\nrunning_mean is {mean}; zeros of shape ({n},) expected.").format(
+                call=call, mean=show(mean), n=num_features
+            )
+        )
     if steps.is_floating_point() or steps.numel() != 1 or steps.item() != 0:
         fail(
-            f"Called {call}.\nnum_batches is {show(steps)}; "
-            "an integer tensor holding 0 expected: torch.tensor(0)."
+            _(
+                "Called {call}.\nnum_batches is {steps}; "
+                "an integer tensor holding 0 expected: torch.tensor(0)."
+            ).format(call=call, steps=show(steps))
         )
     return norm
 
@@ -657,9 +768,13 @@ def build_running_mean(num_features: int, momentum: float = 0.1) -> nn.Module:
 @exercise("RunningMean")
 def test_running_mean_keeps_its_state_in_buffers():
     norm = build_running_mean(3)
-    names = sorted(name for name, _ in norm.named_buffers())
+    names = sorted(name for name, _buffer in norm.named_buffers())
     if names != BUFFERS:
-        fail(f"Called RunningMean(3).named_buffers().\nIt listed {names}; expected {BUFFERS}.")
+        fail(
+            _("Called {call}.\nIt listed {names}; expected {expected}.").format(
+                call="RunningMean(3).named_buffers()", names=names, expected=BUFFERS
+            )
+        )
 
 
 @exercise("RunningMean")
@@ -671,21 +786,36 @@ def test_running_mean_buffers_are_saved_and_moved():
     restored.load_state_dict(norm.state_dict())
     if not torch.equal(restored.running_mean, norm.running_mean) or restored.num_batches.item() != 1:
         fail(
-            "Called RunningMean(3) on one batch, then load_state_dict() into a fresh RunningMean(3).\n"
-            f"The copy holds running_mean {show(restored.running_mean)} and num_batches "
-            f"{show(restored.num_batches)}; expected {show(norm.running_mean)} and 1."
+            _(
+                "Called {call} on one batch, then load_state_dict() into a fresh RunningMean(3).\n"
+                "The copy holds running_mean {mean} and num_batches {steps}; expected {expected} and 1."
+            ).format(
+                call="RunningMean(3)",
+                mean=show(restored.running_mean),
+                steps=show(restored.num_batches),
+                expected=show(norm.running_mean),
+            )
         )
     norm.to(torch.float64)
     if norm.running_mean.dtype != torch.float64 or norm.num_batches.is_floating_point():
         fail(
-            "Called RunningMean(3).to(torch.float64).\n"
-            f"running_mean is {norm.running_mean.dtype}, num_batches {norm.num_batches.dtype}; "
-            ".to(dtype) converts floating-point buffers and leaves integer ones alone."
+            _(
+                "Called {call}.\nrunning_mean is {mean_dtype}, num_batches {steps_dtype}; "
+                ".to(dtype) converts floating-point buffers and leaves integer ones alone."
+            ).format(
+                call="RunningMean(3).to(torch.float64)",
+                mean_dtype=norm.running_mean.dtype,
+                steps_dtype=norm.num_batches.dtype,
+            )
         )
     norm.to("meta")  # a device that needs no hardware: buffers move like parameters
     devices = {name: str(b.device) for name, b in norm.named_buffers()}
     if devices != {"running_mean": "meta", "num_batches": "meta"}:
-        fail(f"Called RunningMean(3).to('meta').\nThe buffers are on {devices}; both should move to meta.")
+        fail(
+            _("Called {call}.\nThe buffers are on {devices}; both should move to meta.").format(
+                call="RunningMean(3).to('meta')", devices=devices
+            )
+        )
 
 
 @exercise("RunningMean")
@@ -711,16 +841,23 @@ def test_running_mean_tracks_the_training_batches(num_features, batches, momentu
             x - running,
             call=call,
             mistakes=[
-                ("forward subtracted the mean from before this batch's update; update first", x - previous),
                 (
-                    "momentum weights the new batch: (1 - momentum) * running + momentum * batch_mean",
+                    _("forward subtracted the mean from before this batch's update; update first"),
+                    x - previous,
+                ),
+                (
+                    _("momentum weights the new batch: (1 - momentum) * running + momentum * batch_mean"),
                     x - reversed_running,
                 ),
             ],
         )
         expect_tensor_close(norm.running_mean, running, call=f"{call}: running_mean")
         if norm.num_batches.item() != step:
-            fail(f"Called {call}.\nnum_batches is {norm.num_batches.item()}, expected {step}.")
+            fail(
+                _("Called {call}.\nnum_batches is {got}, expected {step}.").format(
+                    call=call, got=norm.num_batches.item(), step=step
+                )
+            )
 
 
 @exercise("RunningMean")
@@ -735,9 +872,13 @@ def test_running_mean_changes_nothing_in_eval_mode():
     out = norm(x)
     if not torch.equal(norm.running_mean, frozen) or norm.num_batches.item() != 1:
         fail(
-            f"Called {call}.\nThe buffers changed: running_mean {show(frozen)} -> "
-            f"{show(norm.running_mean)}, num_batches {norm.num_batches.item()}.\n"
-            "Likely cause: eval mode must not update the statistics: update only `if self.training:`."
+            _(
+                "Called {call}.\nThe buffers changed: running_mean {before} -> {after}, "
+                "num_batches {steps}.\n"
+                "Likely cause: eval mode must not update the statistics: update only `if self.training:`."
+            ).format(
+                call=call, before=show(frozen), after=show(norm.running_mean), steps=norm.num_batches.item()
+            )
         )
     expect_tensor_close(out, x - frozen, call=call)
 
@@ -751,9 +892,11 @@ def test_running_mean_keeps_buffers_out_of_the_graph():
     out = norm(x)
     if norm.running_mean.requires_grad or norm.running_mean.grad_fn is not None:
         fail(
-            f"Called {call}.\nrunning_mean is now {show(norm.running_mean)}: it joined the autograd graph, "
-            "which then grows with every batch.\nLikely cause: update the buffer under torch.no_grad() "
-            "(or from x.mean(dim=0).detach())."
+            _(
+                "Called {call}.\nrunning_mean is now {mean}: it joined the autograd graph, "
+                "which then grows with every batch.\nLikely cause: update the buffer under torch.no_grad() "
+                "(or from x.mean(dim=0).detach())."
+            ).format(call=call, mean=show(norm.running_mean))
         )
     out.sum().backward()
     expect_tensor_close(x.grad, torch.ones(4, 3), call=f"{call}, then out.sum().backward(): x.grad")
@@ -771,12 +914,12 @@ def build_mlp(sizes: list[int]) -> nn.Module:
     for i, (a, b) in enumerate(pairwise(sizes)):
         expected += [(f"layers.{i}.weight", (b, a)), (f"layers.{i}.bias", (b,))]
     got = param_shapes(model)
-    if got != expected or sorted(model.state_dict()) != sorted(name for name, _ in expected):
-        cause = (
+    if got != expected or sorted(model.state_dict()) != sorted(name for name, _shape in expected):
+        cause = _(
             "keep the layers in self.layers = nn.ModuleList(...), one nn.Linear(a, b) per consecutive pair."
         )
         if builds_layers_in_forward(model, sizes[0]):
-            cause = LAYER_IN_FORWARD
+            cause = _(LAYER_IN_FORWARD)
         if any(
             isinstance(item, nn.Module)
             for name in plain_attributes(model, (list, tuple, dict))
@@ -786,14 +929,15 @@ def build_mlp(sizes: list[int]) -> nn.Module:
                 else getattr(model, name)
             )
         ):
-            cause = (
+            cause = _(
                 "the layers are in a plain Python list: nn.Module does not look inside it, so "
                 "parameters(), state_dict(), .to() and every optimizer miss them. Wrap the list: "
                 "self.layers = nn.ModuleList(layers)."
             )
         fail(
-            f"Called {call}.named_parameters().\nIt listed {got},\nbut the tests expected {expected}.\n"
-            f"Likely cause: {cause}"
+            _(
+                "Called {call}.\nIt listed {got},\nbut the tests expected {expected}.\nLikely cause: {cause}"
+            ).format(call=f"{call}.named_parameters()", got=got, expected=expected, cause=cause)
         )
     return model
 
@@ -813,7 +957,11 @@ def test_mlp_registers_one_linear_per_pair_of_sizes(sizes):
     expected = sum((a + 1) * b for a, b in pairwise(sizes))
     total = sum(p.numel() for p in model.parameters())
     if total != expected:
-        fail(f"Called MLP({sizes}).\nIt has {total} parameter values; expected {expected}.")
+        fail(
+            _("Called {call}.\nIt has {total} parameter values; expected {expected}.").format(
+                call=f"MLP({sizes})", total=total, expected=expected
+            )
+        )
 
 
 @exercise("MLP")
@@ -829,12 +977,12 @@ def test_mlp_forward_puts_a_relu_between_layers(sizes, batch, seed):
     x = torch.randn(batch, sizes[0], generator=gen)
     mistakes = [
         (
-            "a ReLU after the last layer: the output must be able to go negative",
+            _("a ReLU after the last layer: the output must be able to go negative"),
             mlp_reference(weights, x, relu_last=True),
         )
     ]
     if len(weights) > 1:
-        mistakes.append(("no ReLU between the layers", mlp_reference(weights, x, relu_between=False)))
+        mistakes.append((_("no ReLU between the layers"), mlp_reference(weights, x, relu_between=False)))
     expect_tensor_close(
         model(x),
         mlp_reference(weights, x),
@@ -857,15 +1005,17 @@ def test_mlp_optimizer_trains_every_layer():
     sgd_step(params)
     still = [k for k, v in model.state_dict().items() if k.endswith("weight") and torch.equal(v, before[k])]
     if still:
-        cause = "forward skips those layers."
+        cause = _("forward skips those layers.")
         if type(out.grad_fn).__name__ == "ReluBackward0" and bool((out == 0).all()):
-            cause = (
+            cause = _(
                 "a ReLU after the last layer: every output is 0, so no gradient flows back through it. "
                 "Apply the ReLU between layers only."
             )
         fail(
-            f"Called one SGD step over MLP({sizes}).parameters().\n"
-            f"These weights did not change: {still}.\nLikely cause: {cause}"
+            _(
+                "Called one SGD step over {params}.\nThese weights did not change: {still}.\n"
+                "Likely cause: {cause}"
+            ).format(params=f"MLP({sizes}).parameters()", still=still, cause=cause)
         )
 
 
@@ -907,8 +1057,10 @@ def test_predict_turns_dropout_off(seed, batch):
         and not torch.equal(first, second)
     ):
         fail(
-            f"Called {call} twice.\nThe answers differ: dropout was active.\n"
-            "Likely cause: call model.eval() before the forward pass."
+            _(
+                "Called {call} twice.\nThe answers differ: dropout was active.\n"
+                "Likely cause: call model.eval() before the forward pass."
+            ).format(call=call)
         )
     expect_tensor_close(first, eval_reference(model, x), call=call)
 
@@ -928,14 +1080,18 @@ def test_predict_uses_batch_norm_running_statistics(seed, batch):
         got = err
     if isinstance(got, ValueError):
         fail(
-            f"Called {call}.\nIt raised ValueError: {got}\n"
-            "Likely cause: batch norm is still in training mode; call model.eval()."
+            _(
+                "Called {call}.\nIt raised ValueError: {error}\n"
+                "Likely cause: batch norm is still in training mode; call model.eval()."
+            ).format(call=call, error=got)
         )
     changed = [k for k, v in model[1].state_dict().items() if not torch.equal(v, stats[k])]
     if changed:
         fail(
-            f"Called {call}.\nThe batch norm's {changed} changed: a training-mode forward pass updates "
-            "them.\nLikely cause: predict must run the model in eval mode: call model.eval()."
+            _(
+                "Called {call}.\nThe batch norm's {changed} changed: a training-mode forward pass updates "
+                "them.\nLikely cause: predict must run the model in eval mode: call model.eval()."
+            ).format(call=call, changed=changed)
         )
     expect_tensor_close(got, eval_reference(model, x), call=call)
 
@@ -947,18 +1103,23 @@ def test_predict_restores_the_previous_mode():
     nm.predict(model, x)
     if not all(modes(model).values()):
         fail(
-            "Called predict(model, x) on a model in training mode.\n"
-            f"Afterwards the modes are {modes(model)}.\n"
-            "Likely cause: eval() was never undone; remember model.training before and restore it, "
-            "or the next training step silently runs without dropout."
+            _(
+                "Called {call} on a model in training mode.\n"
+                "Afterwards the modes are {modes}.\n"
+                "Likely cause: eval() was never undone; remember model.training before and restore it, "
+                "or the next training step silently runs without dropout."
+            ).format(call="predict(model, x)", modes=modes(model))
         )
     model.eval()
     nm.predict(model, x)
     if any(modes(model).values()):
         fail(
-            "Called predict(model, x) on a model in eval mode.\n"
-            f"Afterwards the modes are {modes(model)}.\n"
-            "Likely cause: predict switched it to training mode; restore the previous mode, whatever it was."
+            _(
+                "Called {call} on a model in eval mode.\n"
+                "Afterwards the modes are {modes}.\n"
+                "Likely cause: predict switched it to training mode; "
+                "restore the previous mode, whatever it was."
+            ).format(call="predict(model, x)", modes=modes(model))
         )
 
 
@@ -973,15 +1134,21 @@ def test_predict_restores_each_submodules_own_mode():
     after = modes(model)
     if after != before:
         cause = (
-            "eval() was never undone: every module is still in eval mode. Record the modes before "
-            "and restore them afterwards."
+            _(
+                "eval() was never undone: every module is still in eval mode. Record the modes before "
+                "and restore them afterwards."
+            )
             if not any(after.values())
-            else "model.train(was_training) sets one mode for the whole model. Record "
-            "{m: m.training for m in model.modules()} and restore each submodule's own mode."
+            else _(
+                "model.train(was_training) sets one mode for the whole model. Record "
+                "{record} and restore each submodule's own mode."
+            ).format(record="`{m: m.training for m in model.modules()}`")
         )
         fail(
-            "Called predict(model, x) on a training model whose batch norm (model[1]) was kept in eval.\n"
-            f"Before: {before}\nAfter:  {after}\nLikely cause: {cause}"
+            _(
+                "Called {call} on a training model whose batch norm (model[1]) was kept in eval.\n"
+                "Before: {before}\nAfter:  {after}\nLikely cause: {cause}"
+            ).format(call="predict(model, x)", before=before, after=after, cause=cause)
         )
 
 
@@ -993,9 +1160,11 @@ def test_predict_builds_no_graph():
     got = nm.predict(model, x)
     if isinstance(got, torch.Tensor) and got.requires_grad:
         fail(
-            f"Called predict(model, x) with x.requires_grad=True.\nIt returned {show(got)}.\n"
-            "Likely cause: eval() does not stop autograd; run the forward pass under torch.no_grad() "
-            "(or torch.inference_mode()): no graph, less memory."
+            _(
+                "Called {call}.\nIt returned {got}.\n"
+                "Likely cause: eval() does not stop autograd; run the forward pass under torch.no_grad() "
+                "(or torch.inference_mode()): no graph, less memory."
+            ).format(call="predict(model, x) with x.requires_grad=True", got=show(got))
         )
     expect_tensor_close(
         got, eval_reference(model, x.detach()), call="predict(model, x) with x.requires_grad=True"
@@ -1012,7 +1181,7 @@ class FailingModel(nn.Module):
         self.drop = nn.Dropout(0.5)
 
     def forward(self, x):
-        raise Boom("forward failed")
+        raise Boom(_("forward failed"))
 
 
 @exercise("predict")
@@ -1024,20 +1193,26 @@ def test_predict_restores_the_mode_when_forward_raises():
         pass
     else:
         fail(
-            "Called predict(model, x) on a model whose forward raises.\nThe error vanished; let it propagate."
+            _("Called {call} on a model whose forward raises.\nThe error vanished; let it propagate.").format(
+                call="predict(model, x)"
+            )
         )
     if not all(modes(model).values()):
         working = dropout_model()
         nm.predict(working, torch.randn(2, 4))
         cause = (
-            "restore the modes in a `finally:` block, so they come back on errors too."
+            _("restore the modes in a `finally:` block, so they come back on errors too.")
             if all(modes(working).values())
-            else "eval() was never undone, not even when forward succeeds: record the modes before "
-            "and restore them afterwards, in a `finally:` block."
+            else _(
+                "eval() was never undone, not even when forward succeeds: record the modes before "
+                "and restore them afterwards, in a `finally:` block."
+            )
         )
         fail(
-            "Called predict(model, x) on a training-mode model whose forward raises.\n"
-            f"Afterwards the modes are {modes(model)}.\nLikely cause: {cause}"
+            _(
+                "Called {call} on a training-mode model whose forward raises.\n"
+                "Afterwards the modes are {modes}.\nLikely cause: {cause}"
+            ).format(call="predict(model, x)", modes=modes(model), cause=cause)
         )
 
 
@@ -1064,12 +1239,16 @@ def apply_init(model: nn.Module, call: str) -> None:
         # "None", not "'NoneType' object": the harness would add its hint about a None .grad
         error = str(result).replace("'NoneType' object", "None")
         fail(
-            f"Called {call}.\nIt raised {type(result).__name__}: {error}\n"
-            "Likely cause: a Linear built with bias=False has bias None; check `if m.bias is not None`."
+            _(
+                "Called {call}.\nIt raised {type}: {error}\n"
+                "Likely cause: a Linear built with bias=False has bias None; check `if m.bias is not None`."
+            ).format(call=call, type=type(result).__name__, error=error)
         )
     if result is not None:
         fail(
-            f"Called {call}.\nIt returned {type(result).__name__}; a trailing _ means in place: return None."
+            _("Called {call}.\nIt returned {type}; a trailing _ means in place: return None.").format(
+                call=call, type=type(result).__name__
+            )
         )
 
 
@@ -1093,30 +1272,44 @@ def test_init_weights_gives_he_statistics_and_zero_biases():
         # 4096+ values: a correct std lands within 2% of the target; 10% leaves room.
         if abs(ratio - 1) > 0.1 or abs(w.mean().item()) > 0.05 * target:
             # the std / target ratio each mistake produces
+            untouched = N_("the weight was not initialised (it still has nn.Linear's default std)")
             causes = {
-                "the weight was not initialised (it still has nn.Linear's default std)": 1 / math.sqrt(6),
-                "Xavier initialisation: its std sqrt(2 / (fan_in + fan_out)) suits tanh, He's suits "
-                "ReLU": math.sqrt(fan_in / (fan_in + fan_out)),
-                "mode='fan_out': He's std for the forward pass uses fan_in (the default mode)": math.sqrt(
+                untouched: 1 / math.sqrt(6),
+                N_(
+                    "Xavier initialisation: its std sqrt(2 / (fan_in + fan_out)) suits tanh, He's suits ReLU"
+                ): math.sqrt(fan_in / (fan_in + fan_out)),
+                N_("mode='fan_out': He's std for the forward pass uses fan_in (the default mode)"): math.sqrt(
                     fan_in / fan_out
                 ),
             }
             cause = min(causes, key=lambda c: abs(causes[c] - ratio))
-            if "not initialised" in cause and "." in name:
-                cause = (
+            if cause == untouched and "." in name:
+                cause = N_(
                     "this Linear sits inside a nested module and was not initialised: model.apply(fn) "
                     "visits every submodule, model.children() only the direct ones"
                 )
             fail(
-                f"Called {call}.\nmodel.{name} (fan_in {fan_in}, fan_out {fan_out}) has weight mean "
-                f"{w.mean().item():.4f} and std {w.std().item():.4f}; He initialisation gives mean 0 and std "
-                f"sqrt(2 / fan_in) = {target:.4f}.\nLikely cause: {cause}."
+                _(
+                    "Called {call}.\nmodel.{name} (fan_in {fan_in}, fan_out {fan_out}) has weight mean "
+                    "{mean:.4f} and std {std:.4f}; He initialisation gives mean 0 and std "
+                    "sqrt(2 / fan_in) = {target:.4f}.\nLikely cause: {cause}."
+                ).format(
+                    call=call,
+                    name=name,
+                    fan_in=fan_in,
+                    fan_out=fan_out,
+                    mean=w.mean().item(),
+                    std=w.std().item(),
+                    target=target,
+                    cause=_(cause),
+                )
             )
         if m.bias.count_nonzero() != 0:
             fail(
-                f"Called {call}.\nmodel.{name}.bias is not all zero "
-                f"(max |b| = {m.bias.abs().max().item():.3g}).\n"
-                "Likely cause: the bias was left out: nn.init.zeros_(m.bias)."
+                _(
+                    "Called {call}.\nmodel.{name}.bias is not all zero (max |b| = {max:.3g}).\n"
+                    "Likely cause: the bias was left out: nn.init.zeros_(m.bias)."
+                ).format(call=call, name=name, max=m.bias.abs().max().item())
             )
 
 
@@ -1166,22 +1359,28 @@ def test_init_weights_reaches_every_linear_and_nothing_else(tree, head_bias):
         if isinstance(m, nn.Linear):
             if (m.weight == SENTINEL).any():
                 fail(
-                    f"Called {call}.\n{where}, a {m}, still holds 5.0 in its weight.\n"
-                    "Likely cause: a Linear inside a nested module was missed: model.apply(fn) visits "
-                    "every submodule, model.children() only the direct ones."
+                    _(
+                        "Called {call}.\n{where}, a {module}, still holds 5.0 in its weight.\n"
+                        "Likely cause: a Linear inside a nested module was missed: model.apply(fn) visits "
+                        "every submodule, model.children() only the direct ones."
+                    ).format(call=call, where=where, module=m)
                 )
             if m.bias is not None and m.bias.count_nonzero() != 0:
                 fail(
-                    f"Called {call}.\n{where}.bias is {show(m.bias)}.\n"
-                    "Likely cause: the bias was left out: nn.init.zeros_(m.bias)."
+                    _(
+                        "Called {call}.\n{where}.bias is {bias}.\n"
+                        "Likely cause: the bias was left out: nn.init.zeros_(m.bias)."
+                    ).format(call=call, where=where, bias=show(m.bias))
                 )
             continue
         for pname, p in m.named_parameters(recurse=False):
             if not (p == SENTINEL).all():
                 fail(
-                    f"Called {call}.\n{where}.{pname} ({type(m).__name__}) changed.\n"
-                    "Likely cause: only nn.Linear layers are asked for; test isinstance(m, nn.Linear) "
-                    "rather than initialising every parameter with 2 dimensions."
+                    _(
+                        "Called {call}.\n{where}.{name} ({type}) changed.\n"
+                        "Likely cause: only nn.Linear layers are asked for; test isinstance(m, nn.Linear) "
+                        "rather than initialising every parameter with 2 dimensions."
+                    ).format(call=call, where=where, name=pname, type=type(m).__name__)
                 )
 
 
@@ -1197,10 +1396,12 @@ def test_init_weights_changes_the_parameters_in_place():
     replaced = [name for (name, p), old in zip(model.named_parameters(), params, strict=True) if p is not old]
     if replaced:
         fail(
-            f"Called {call}.\nThese are new Parameter objects: {replaced};\n"
-            "the optimizer still updates the old ones.\nLikely cause: initialise in place "
-            "(nn.init.kaiming_uniform_(m.weight, ...), with the trailing _) instead of assigning "
-            "m.weight = nn.Parameter(...)."
+            _(
+                "Called {call}.\nThese are new Parameter objects: {replaced};\n"
+                "the optimizer still updates the old ones.\nLikely cause: initialise in place "
+                "(nn.init.kaiming_uniform_(m.weight, ...), with the trailing _) instead of assigning "
+                "m.weight = nn.Parameter(...)."
+            ).format(call=call, replaced=replaced)
         )
     if all(torch.equal(p, v) for p, v in zip(params, values, strict=True)):
-        fail(f"Called {call}.\nNo parameter changed.")
+        fail(_("Called {call}.\nNo parameter changed.").format(call=call))
