@@ -18,6 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
+from katas._harness.i18n import N_, _
 from katas._harness.testing import carried_stub_errors, expect_close, expect_tensor_close, fail, show
 
 exercise = pytest.mark.exercise
@@ -44,7 +45,7 @@ def global_rng_seeded(seed):
 
 # --- TensorPairDataset ------------------------------------------------------------
 
-SWAPPED_PAIR = (
+SWAPPED_PAIR = N_(
     "the pair is in the wrong order; return (self.data[index], self.labels[index]), the input first, "
     "as `for x, y in loader` expects"
 )
@@ -66,21 +67,23 @@ def test_tensor_pair_dataset_has_one_pair_per_sample(n, feature_shape, seed):
         n,
         call=f"len({call})",
         mistakes=[
-            ("__len__ is off by one: return len(self.data), the number of samples", n - 1),
-            ("__len__ is off by one: return len(self.data), the number of samples", n + 1),
+            (_("__len__ is off by one: return len(self.data), the number of samples"), n - 1),
+            (_("__len__ is off by one: return len(self.data), the number of samples"), n + 1),
         ],
     )
     for i in range(n):
         item = ds[i]
         if not (isinstance(item, (tuple, list)) and len(item) == 2):
             cause = (
-                "__getitem__ returned only the data; return self.data[index], self.labels[index]"
+                _("__getitem__ returned only the data; return self.data[index], self.labels[index]")
                 if isinstance(item, torch.Tensor)
-                else "__getitem__ returns one sample: the tuple (self.data[index], self.labels[index])"
+                else _("__getitem__ returns one sample: the tuple (self.data[index], self.labels[index])")
             )
             fail(
-                f"Called {call}[{i}].\nIt returned {show(item)}, but the tests expected the pair "
-                f"(data[{i}], labels[{i}]).\nLikely cause: {cause}."
+                _(
+                    "Called {call}[{i}].\nIt returned {got}, but the tests expected the pair "
+                    "(data[{i}], labels[{i}]).\nLikely cause: {cause}."
+                ).format(call=call, i=i, got=show(item), cause=cause)
             )
         if (
             all(isinstance(v, torch.Tensor) for v in item)
@@ -88,15 +91,19 @@ def test_tensor_pair_dataset_has_one_pair_per_sample(n, feature_shape, seed):
             and (same_tensor(item[1], data[i]))
         ):
             fail(
-                f"Called {call}[{i}].\nIt returned ({show(item[0])}, {show(item[1])}): the label first, "
-                f"then the input.\nLikely cause: {SWAPPED_PAIR}."
+                _(
+                    "Called {call}[{i}].\nIt returned ({first}, {second}): the label first, "
+                    "then the input.\nLikely cause: {cause}."
+                ).format(call=call, i=i, first=show(item[0]), second=show(item[1]), cause=_(SWAPPED_PAIR))
             )
         expect_tensor_close(item[0], data[i], call=f"{call}[{i}][0], the input")
         expect_tensor_close(
             item[1],
             labels[i],
             call=f"{call}[{i}][1], the label",
-            mistakes=[("the label does not belong to sample i: index both tensors with `index`", labels[0])]
+            mistakes=[
+                (_("the label does not belong to sample i: index both tensors with `index`"), labels[0])
+            ]
             if n > 1 and labels[0] != labels[i]
             else [],
         )
@@ -110,19 +117,21 @@ def test_tensor_pair_dataset_feeds_a_dataloader():
     for batch in batches:
         if not (isinstance(batch, (list, tuple)) and len(batch) == 2):
             fail(
-                f"Called {call}.\nA batch was {show(batch)}, but the tests expected [inputs, labels]: "
-                "the DataLoader stacks each part of the samples' pairs.\n"
-                "Likely cause: __getitem__ returned only the data, not (data[index], labels[index])."
+                _(
+                    "Called {call}.\nA batch was {batch}, but the tests expected [inputs, labels]: "
+                    "the DataLoader stacks each part of the samples' pairs.\n"
+                    "Likely cause: __getitem__ returned only the data, not (data[index], labels[index])."
+                ).format(call=call, batch=show(batch))
             )
-    seen = torch.cat([x for x, _ in batches]) if batches else torch.empty(0, 3)
+    seen = torch.cat([x for x, _y in batches]) if batches else torch.empty(0, 3)
     expect_tensor_close(
         seen,
         data,
         call=f"{call}, all x concatenated",
-        mistakes=[(SWAPPED_PAIR, labels)],
-        note="The loader asks the dataset for indices 0 .. len(ds) - 1: __len__ decides what it reads.",
+        mistakes=[(_(SWAPPED_PAIR), labels)],
+        note=_("The loader asks the dataset for indices 0 .. len(ds) - 1: __len__ decides what it reads."),
     )
-    expect_tensor_close(torch.cat([y for _, y in batches]), labels, call=f"{call}, all y concatenated")
+    expect_tensor_close(torch.cat([y for _x, y in batches]), labels, call=f"{call}, all y concatenated")
 
 
 @exercise("TensorPairDataset")
@@ -133,9 +142,11 @@ def test_tensor_pair_dataset_rejects_data_and_labels_of_different_lengths():
     except ValueError:
         return
     fail(
-        f"Called {call}.\nIt raised nothing, so the mismatch would surface much later as a puzzling "
-        "IndexError in the middle of an epoch (or never, with sample 4 silently unused).\n"
-        "Check len(data) == len(labels) in __init__ and raise ValueError otherwise."
+        _(
+            "Called {call}.\nIt raised nothing, so the mismatch would surface much later as a puzzling "
+            "IndexError in the middle of an epoch (or never, with sample 4 silently unused).\n"
+            "Check len(data) == len(labels) in __init__ and raise ValueError otherwise."
+        ).format(call=call)
     )
 
 
@@ -156,7 +167,11 @@ def test_make_loader_counts_full_and_partial_batches(n, batch_size, drop_last, s
         TensorDataset(torch.arange(n)), batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed
     )
     if not isinstance(loader, DataLoader):
-        fail(f"Called {call}.\nIt returned {type(loader).__name__}; return a torch.utils.data.DataLoader.")
+        fail(
+            _("Called {call}.\nIt returned {type}; return a torch.utils.data.DataLoader.").format(
+                call=call, type=type(loader).__name__
+            )
+        )
     full, rest = divmod(n, batch_size)
     expected_sizes = [batch_size] * full + ([rest] if rest and not drop_last else [])
     ignored_drop_last = [batch_size] * full + ([rest] if rest else [])
@@ -165,22 +180,28 @@ def test_make_loader_counts_full_and_partial_batches(n, batch_size, drop_last, s
         len(expected_sizes),
         call=f"len({call})",
         mistakes=[
-            ("drop_last was ignored: pass drop_last=drop_last to the DataLoader", len(ignored_drop_last))
+            (_("drop_last was ignored: pass drop_last=drop_last to the DataLoader"), len(ignored_drop_last))
         ],
-        note=f"{n} samples in batches of {batch_size}: "
-        + (f"floor({n}/{batch_size}) full batches" if drop_last else f"ceil({n}/{batch_size}) batches"),
+        note=(
+            _("{n} samples in batches of {batch_size}: floor({n}/{batch_size}) full batches")
+            if drop_last
+            else _("{n} samples in batches of {batch_size}: ceil({n}/{batch_size}) batches")
+        ).format(n=n, batch_size=batch_size),
     )
     sizes = [len(batch) for (batch,) in loader]
     if sizes != expected_sizes:
         fail(
-            f"Called {call}, then iterated it.\nThe batch sizes were {sizes}, but the tests expected "
-            f"{expected_sizes}.\n"
+            _(
+                "Called {call}, then iterated it.\nThe batch sizes were {sizes}, "
+                "but the tests expected {expected}."
+            ).format(call=call, sizes=sizes, expected=expected_sizes)
+            + "\n"
             + (
-                "Likely cause: drop_last was ignored: the last, partial batch should be dropped.\n"
+                _("Likely cause: drop_last was ignored: the last, partial batch should be dropped.") + "\n"
                 if sizes == ignored_drop_last
                 else ""
             )
-            + "Every batch is full except the last, which holds the remainder unless drop_last=True."
+            + _("Every batch is full except the last, which holds the remainder unless drop_last=True.")
         )
 
 
@@ -194,16 +215,20 @@ def test_make_loader_yields_every_sample_once_per_epoch(n, batch_size, seed):
         order = sample_ids(loader)
         if sorted(order) != list(range(n)):
             fail(
-                f"Called {call}; epoch {epoch} yielded {order},\nbut every sample must come exactly "
-                "once per epoch (a permutation of 0..n-1).\nLikely cause: a sampler that draws with "
-                "replacement; shuffle=True draws without."
+                _(
+                    "Called {call}; epoch {epoch} yielded {order},\nbut every sample must come exactly "
+                    "once per epoch (a permutation of 0..n-1).\nLikely cause: a sampler that draws with "
+                    "replacement; shuffle=True draws without."
+                ).format(call=call, epoch=epoch, order=order)
             )
     call = call.replace("shuffle=True", "shuffle=False")
     order = sample_ids(dp.make_loader(ds, batch_size, shuffle=False, seed=seed))
     if order != list(range(n)):
         fail(
-            f"Called {call}.\nIt yielded {order}; without shuffling the samples come in order 0..n-1.\n"
-            "Likely cause: shuffle was ignored; pass shuffle=shuffle to the DataLoader."
+            _(
+                "Called {call}.\nIt yielded {order}; without shuffling the samples come in order 0..n-1.\n"
+                "Likely cause: shuffle was ignored; pass shuffle=shuffle to the DataLoader."
+            ).format(call=call, order=order)
         )
 
 
@@ -217,19 +242,23 @@ def test_make_loader_same_seed_same_order_whatever_the_global_rng():
             orders.append(sample_ids(dp.make_loader(ds, 5, shuffle=True, seed=7)))
     if orders[0] != orders[1]:
         fail(
-            f"Called {call} twice, after torch.manual_seed(1) and after torch.manual_seed(2).\n"
-            f"The orders were\n  {orders[0]}\n  {orders[1]}\nbut the same seed must give the same order.\n"
-            "Likely cause: the shuffle drew from the global RNG; give the DataLoader its own "
-            "generator: DataLoader(..., generator=torch.Generator().manual_seed(seed))."
+            _(
+                "Called {call} twice, after torch.manual_seed(1) and after torch.manual_seed(2).\n"
+                "The orders were\n  {first}\n  {second}\nbut the same seed must give the same order.\n"
+                "Likely cause: the shuffle drew from the global RNG; give the DataLoader its own "
+                "generator: DataLoader(..., generator=torch.Generator().manual_seed(seed))."
+            ).format(call=call, first=orders[0], second=orders[1])
         )
     before = torch.get_rng_state()
     sample_ids(dp.make_loader(ds, 5, shuffle=True, seed=7))
     if not torch.equal(before, torch.get_rng_state()):
         fail(
-            f"Called {call} and iterated it.\nAfterwards the global RNG was in a different state: the "
-            "loader used the global RNG (torch.manual_seed(seed) inside a helper reseeds every "
-            "random number of the program).\nGive the DataLoader its own torch.Generator instead "
-            "(generator=torch.manual_seed(seed) is the same mistake: it returns the global generator)."
+            _(
+                "Called {call} and iterated it.\nAfterwards the global RNG was in a different state: the "
+                "loader used the global RNG (torch.manual_seed(seed) inside a helper reseeds every "
+                "random number of the program).\nGive the DataLoader its own torch.Generator instead "
+                "(generator=torch.manual_seed(seed) is the same mistake: it returns the global generator)."
+            ).format(call=call)
         )
 
 
@@ -237,20 +266,25 @@ def test_make_loader_same_seed_same_order_whatever_the_global_rng():
 def test_make_loader_orders_differ_between_seeds_and_between_epochs():
     ds = TensorDataset(torch.arange(32))
     by_seed = [sample_ids(dp.make_loader(ds, 8, shuffle=True, seed=seed)) for seed in (0, 1)]
+    call = "make_loader(<samples 0..31>, 8, shuffle=True, seed=0)"
     if by_seed[0] == by_seed[1]:
         fail(
-            "Called make_loader(<samples 0..31>, 8, shuffle=True, seed=0) and the same with seed=1.\n"
-            f"Both yielded {by_seed[0]}.\nLikely cause: the seed was not used; seed the loader's "
-            "generator with it: torch.Generator().manual_seed(seed)."
+            _(
+                "Called {call} and the same with seed=1.\n"
+                "Both yielded {order}.\nLikely cause: the seed was not used; seed the loader's "
+                "generator with it: torch.Generator().manual_seed(seed)."
+            ).format(call=call, order=by_seed[0])
         )
     loader = dp.make_loader(ds, 8, shuffle=True, seed=0)
-    epochs = [sample_ids(loader) for _ in range(2)]
+    epochs = [sample_ids(loader) for _epoch in range(2)]
     if epochs[0] == epochs[1]:
         fail(
-            "Called make_loader(<samples 0..31>, 8, shuffle=True, seed=0) and iterated it twice.\n"
-            f"Both epochs yielded {epochs[0]}.\nLikely cause: the samples were shuffled once, when the "
-            "loader was built; shuffle=True with a generator reshuffles on every epoch, "
-            "and the seed still makes the whole sequence of epochs reproducible."
+            _(
+                "Called {call} and iterated it twice.\n"
+                "Both epochs yielded {order}.\nLikely cause: the samples were shuffled once, when the "
+                "loader was built; shuffle=True with a generator reshuffles on every epoch, "
+                "and the seed still makes the whole sequence of epochs reproducible."
+            ).format(call=call, order=epochs[0])
         )
 
 
@@ -267,23 +301,34 @@ def padded_by_hand(sequences, padding_value):
 
 def expect_collated(got, sequences, labels, padding_value, call):
     if not (isinstance(got, (tuple, list)) and len(got) == 3):
-        fail(f"Called {call}.\nIt returned {show(got)}; return the tuple (padded, lengths, labels).")
+        fail(
+            _("Called {call}.\nIt returned {got}; return the tuple (padded, lengths, labels).").format(
+                call=call, got=show(got)
+            )
+        )
     padded, lengths, got_labels = got
     expected_lengths = torch.tensor([len(s) for s in sequences])
     if not isinstance(lengths, torch.Tensor):
         fail(
-            f"Called {call}.\nlengths came back as {show(lengths)} ({type(lengths).__name__}), but the tests "
-            "expected the int64 tensor "
-            f"{show(expected_lengths)}.\nReturn the lengths as a tensor: "
-            "pack_padded_sequence and masks take them as one."
+            _(
+                "Called {call}.\nlengths came back as {lengths} ({type}), but the tests expected the int64 "
+                "tensor {expected}.\nReturn the lengths as a tensor: "
+                "pack_padded_sequence and masks take them as one."
+            ).format(
+                call=call, lengths=show(lengths), type=type(lengths).__name__, expected=show(expected_lengths)
+            )
         )
     expected = padded_by_hand(sequences, padding_value)
     if not isinstance(padded, torch.Tensor) or padded.shape != expected.shape:
         shape = tuple(padded.shape) if isinstance(padded, torch.Tensor) else type(padded).__name__
         fail(
-            f"Called {call} on sequences of lengths {expected_lengths.tolist()}.\nThe padded batch has "
-            f"shape {shape}, but the tests expected {tuple(expected.shape)}.\nPad to the longest "
-            "sequence in this batch, not a fixed length: batches of short sequences stay small."
+            _(
+                "Called {call} on sequences of lengths {lengths}.\nThe padded batch has "
+                "shape {shape}, but the tests expected {expected}.\nPad to the longest "
+                "sequence in this batch, not a fixed length: batches of short sequences stay small."
+            ).format(
+                call=call, lengths=expected_lengths.tolist(), shape=shape, expected=tuple(expected.shape)
+            )
         )
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
     expect_tensor_close(
@@ -292,13 +337,17 @@ def expect_collated(got, sequences, labels, padding_value, call):
         call=f"{call}, padded",
         mistakes=[
             (
-                "the rows are sorted by length, so row i is no longer sample i and the labels no "
-                "longer match: keep the batch's order (pack_padded_sequence(..., enforce_sorted=False) "
-                "accepts it)",
+                _(
+                    "the rows are sorted by length, so row i is no longer sample i and the labels no "
+                    "longer match: keep the batch's order (pack_padded_sequence(..., enforce_sorted=False) "
+                    "accepts it)"
+                ),
                 padded_by_hand([sequences[i] for i in order], padding_value),
             ),
             (
-                f"padding_value={padding_value} was ignored: pass it to pad_sequence",
+                _("padding_value={padding_value} was ignored: pass it to pad_sequence").format(
+                    padding_value=padding_value
+                ),
                 padded_by_hand(sequences, 0.0),
             ),
         ],
@@ -347,7 +396,7 @@ def test_pad_collate_as_a_dataloader_collate_fn_pads_each_batch_to_its_own_longe
     for start, batch in zip((0, 3), DataLoader(samples, batch_size=3, collate_fn=collate), strict=True):
         labels = list(range(start, start + 3))
         expect_collated(
-            tuple(batch), sequences[start : start + 3], labels, -1.0, f"{call}, batch {start // 3}"
+            tuple(batch), sequences[start : start + 3], labels, -1.0, call=f"{call}, batch {start // 3}"
         )
 
 
@@ -380,16 +429,24 @@ def test_compose_applies_the_first_transform_first():
     call = "compose([lambda x: x + 1, lambda x: x * 10])(torch.tensor(2.0))"
     composed = dp.compose([lambda x: x + 1, lambda x: x * 10])
     if not callable(composed):
-        fail(f"Called compose([...]).\nIt returned {show(composed)}; return a callable (a function).")
+        fail(
+            _("Called {call}.\nIt returned {got}; return a callable (a function).").format(
+                call="compose([...])", got=show(composed)
+            )
+        )
     expect_tensor_close(
         composed(torch.tensor(2.0)),
         torch.tensor(30.0),
         call=call,
         mistakes=[
-            ("the transforms ran in reverse order: the first in the list must run first", 21.0),
-            ("only the last transform was applied: feed each one's output to the next", 20.0),
+            (_(REVERSED), 21.0),
+            (_(LAST_ONLY), 20.0),
         ],
     )
+
+
+REVERSED = N_("the transforms ran in reverse order: the first in the list must run first")
+LAST_ONLY = N_("only the last transform was applied: feed each one's output to the next")
 
 
 affines = st.builds(Affine, st.integers(-3, 3).filter(bool), st.integers(-4, 4))
@@ -401,16 +458,9 @@ def test_compose_matches_applying_each_transform_in_turn(transforms, seed):
     x = randn(3, seed=seed)
     call = f"compose({transforms})(x) with x = {show(x)}"
     got = dp.compose(transforms)(x)
-    mistakes = [
-        (
-            "the transforms ran in reverse order: the first in the list must run first",
-            apply_in_order(transforms[::-1], x),
-        )
-    ]
+    mistakes = [(_(REVERSED), apply_in_order(transforms[::-1], x))]
     if transforms:
-        mistakes.append(
-            ("only the last transform was applied: feed each one's output to the next", transforms[-1](x))
-        )
+        mistakes.append((_(LAST_ONLY), transforms[-1](x)))
     expect_tensor_close(got, apply_in_order(transforms, x), call=call, mistakes=mistakes)
 
 
@@ -421,18 +471,24 @@ def test_compose_calls_nothing_until_used_then_each_transform_once_in_order():
     composed = dp.compose([first, second, third])
     if log:
         fail(
-            f"Called compose([f, g, h]).\nIt already called {log}; composing only builds the callable, "
-            "the transforms run when it is called on a sample."
+            _(
+                "Called {call}.\nIt already called {log}; composing only builds the callable, "
+                "the transforms run when it is called on a sample."
+            ).format(call="compose([f, g, h])", log=log)
         )
     for attempt in (1, 2):
         log.clear()
         composed(torch.tensor([1.0]))
         if log != [first, second, third]:
             fail(
-                f"Called compose([f, g, h])(x) (call {attempt}).\nThe transforms ran as {log}, but the tests "
-                f"expected each once, in order: {[first, second, third]}."
+                _(
+                    "Called {call} (call {attempt}).\nThe transforms ran as {log}, but the tests "
+                    "expected each once, in order: {expected}."
+                ).format(
+                    call="compose([f, g, h])(x)", attempt=attempt, log=log, expected=[first, second, third]
+                )
                 + (
-                    "\nLikely cause: the composed callable works only once (an exhausted iterator?)."
+                    "\n" + _("Likely cause: the composed callable works only once (an exhausted iterator?).")
                     if attempt == 2
                     else ""
                 )
@@ -456,11 +512,13 @@ class CountingTransform:
 def expect_data_untouched(data, original, call):
     if not torch.equal(data, original):
         fail(
-            f"Called {call}.\nAfterwards the caller's data had changed:\n"
-            f"  before {show(original)}\n  after  {show(data)}\n"
-            "Likely cause: the transformed samples were written into the stored data (data[i] = ...), "
-            "mutating stored data. Keep the data as given and return the transformed sample "
-            "without storing it."
+            _(
+                "Called {call}.\nAfterwards the caller's data had changed:\n"
+                "  before {before}\n  after  {after}\n"
+                "Likely cause: the transformed samples were written into the stored data (data[i] = ...), "
+                "mutating stored data. Keep the data as given and return the transformed sample "
+                "without storing it."
+            ).format(call=call, before=show(original), after=show(data))
         )
 
 
@@ -475,9 +533,11 @@ def test_transformed_dataset_transforms_each_sample_when_it_is_read(n, seed):
     if transform.calls:
         expect_data_untouched(data, original, call)
         fail(
-            f"Called {call}.\n__init__ called the transform {transform.calls} time(s); it should call "
-            "nothing. Transforms run in __getitem__, on the one sample asked for: a random "
-            "augmentation then differs on every read, and no time is spent on samples never read."
+            _(
+                "Called {call}.\n__init__ called the transform {count} time(s); it should call "
+                "nothing. Transforms run in __getitem__, on the one sample asked for: a random "
+                "augmentation then differs on every read, and no time is spent on samples never read."
+            ).format(call=call, count=transform.calls)
         )
     expect_close(len(ds), n, call=f"len({call})")
     for i in range(n):
@@ -485,22 +545,25 @@ def test_transformed_dataset_transforms_each_sample_when_it_is_read(n, seed):
         item = ds[i]
         if not (isinstance(item, (tuple, list)) and len(item) == 2):
             fail(
-                f"Called {call}[{i}].\nIt returned {show(item)}; "
-                "return the pair (transform(data[i]), labels[i])."
+                _(
+                    "Called {call}[{i}].\nIt returned {got}; return the pair (transform(data[i]), labels[i])."
+                ).format(call=call, i=i, got=show(item))
             )
         if transform.calls - before != 1:
             fail(
-                f"Called {call}[{i}].\nIt called the transform {transform.calls - before} time(s); "
-                "the tests expected once, on sample i."
+                _(
+                    "Called {call}[{i}].\nIt called the transform {count} time(s); "
+                    "the tests expected once, on sample i."
+                ).format(call=call, i=i, count=transform.calls - before)
             )
         expect_tensor_close(
             item[0],
             3 * original[i] - 1,
             call=f"{call}[{i}][0]",
-            mistakes=[("the transform was not applied: return transform(data[index])", original[i])],
+            mistakes=[(_("the transform was not applied: return transform(data[index])"), original[i])],
         )
         expect_tensor_close(item[1], labels[i], call=f"{call}[{i}][1], the label (never transformed)")
-    expect_data_untouched(data, original, f"{call} and read every sample")
+    expect_data_untouched(data, original, call=f"{call} and read every sample")
     plain = dp.TransformedDataset(data, labels)
     expect_tensor_close(
         plain[0][0], data[0], call="TransformedDataset(data, labels)[0][0], with no transform"
@@ -513,13 +576,13 @@ def test_transformed_dataset_never_changes_the_stored_data():
     original = data.clone()
     call = "TransformedDataset(data, labels, transform=lambda x: x * 2 + 1)"
     ds = dp.TransformedDataset(data, labels, lambda x: x * 2 + 1)
-    reads = [ds[1][0].clone() for _ in range(2)]
-    expect_data_untouched(data, original, f"{call} and read ds[1] twice")
+    reads = [ds[1][0].clone() for _read in range(2)]
+    expect_data_untouched(data, original, call=f"{call} and read ds[1] twice")
     expect_tensor_close(
         reads[1],
         reads[0],
         call=f"{call}[1], read a second time",
-        note="A deterministic transform must give the same result on every read.",
+        note=_("A deterministic transform must give the same result on every read."),
     )
     expect_tensor_close(reads[0], original[1] * 2 + 1, call=f"{call}[1][0]")
 
@@ -536,9 +599,11 @@ def test_transformed_dataset_gives_a_fresh_augmentation_on_every_read():
     first, second = ds[0][0], ds[0][0]
     if torch.equal(first, second):
         fail(
-            "Called TransformedDataset(data, labels, transform=<adds random noise>) and read ds[0] twice.\n"
-            f"Both reads returned {show(first)}.\nLikely cause: the transform was applied once, in "
-            "__init__; data augmentation must run in __getitem__ so that every epoch sees new variants."
+            _(
+                "Called {call} and read ds[0] twice.\n"
+                "Both reads returned {got}.\nLikely cause: the transform was applied once, in "
+                "__init__; data augmentation must run in __getitem__ so that every epoch sees new variants."
+            ).format(call="TransformedDataset(data, labels, transform=<adds random noise>)", got=show(first))
         )
 
 
@@ -554,17 +619,19 @@ def split_or_explain(n, fractions, seed, call):
         error = str(err)
     total = sum(fractions)
     if total > 1:
-        cause = (
-            f"the fractions' float sum is {total!r}, and random_split reads fractions as fractions only "
+        cause = _(
+            "the fractions' float sum is {total}, and random_split reads fractions as fractions only "
             "when their float sum is at most 1; otherwise it takes them for sizes"
-        )
+        ).format(total=repr(total))
     else:
-        cause = (
-            f"the sizes you computed do not add up to {n}: rounding each fraction * n gains or loses samples"
-        )
+        cause = _(
+            "the sizes you computed do not add up to {n}: rounding each fraction * n gains or loses samples"
+        ).format(n=n)
     fail(
-        f"Called {call}.\nIt raised ValueError: {error}\nLikely cause: {cause}. Compute integer sizes: "
-        "floor(fraction * n) each, then hand out the remainder one sample per subset."
+        _(
+            "Called {call}.\nIt raised ValueError: {error}\nLikely cause: {cause}. Compute integer sizes: "
+            "floor(fraction * n) each, then hand out the remainder one sample per subset."
+        ).format(call=call, error=error, cause=cause)
     )
 
 
@@ -591,12 +658,19 @@ def test_split_dataset_sizes_add_up_and_round_fairly(n, weights, seed):
         cause = ""
         if sizes == [*truncated, n - sum(truncated)]:
             cause = (
-                "Likely cause: rounding: the last subset absorbed every remainder. Round each size down, "
-                "then hand out the remainder one sample per subset in turn.\n"
+                _(
+                    "Likely cause: rounding: the last subset absorbed every remainder. Round each size down, "
+                    "then hand out the remainder one sample per subset in turn."
+                )
+                + "\n"
             )
         fail(
-            f"Called {call}.\nThe subset sizes were {sizes}, but the tests expected {len(fractions)} sizes "
-            f"that add up to {n}, each within 1 of fraction * {n} = {[round(i, 2) for i in ideal]}.\n{cause}"
+            _(
+                "Called {call}.\nThe subset sizes were {sizes}, but the tests expected {count} sizes "
+                "that add up to {n}, each within 1 of fraction * {n} = {ideal}."
+            ).format(call=call, sizes=sizes, count=len(fractions), n=n, ideal=[round(i, 2) for i in ideal])
+            + "\n"
+            + cause
         )
 
 
@@ -610,12 +684,20 @@ def test_split_dataset_puts_every_sample_in_exactly_one_subset(n, weights, seed)
     repeated = sorted(i for i, c in counts.items() if c > 1)
     missing = sorted(set(range(n)) - set(counts))
     if repeated or missing:
+        found = (
+            [_("Samples in more than one subset: {repeated}.").format(repeated=repeated)] if repeated else []
+        )
+        if missing:
+            found.append(_("Samples in none: {missing}.").format(missing=missing))
         fail(
-            f"Called {call}.\nThe subsets were {parts}.\n"
-            + (f"Samples in more than one subset: {repeated}. " if repeated else "")
-            + (f"Samples in none: {missing}. " if missing else "")
-            + "\nLikely cause: the subsets overlap when each is drawn on its own; shuffle the indices once "
-            "and cut that one permutation into pieces (random_split does this)."
+            _("Called {call}.\nThe subsets were {parts}.").format(call=call, parts=parts)
+            + "\n"
+            + " ".join(found)
+            + "\n"
+            + _(
+                "Likely cause: the subsets overlap when each is drawn on its own; shuffle the indices once "
+                "and cut that one permutation into pieces (random_split does this)."
+            )
         )
 
 
@@ -629,22 +711,27 @@ def test_split_dataset_same_seed_same_split_whatever_the_global_rng():
             splits.append(split_ids(dp.split_dataset(ds, [0.5, 0.3, 0.2], seed=3)))
     if splits[0] != splits[1]:
         fail(
-            f"Called {call} after torch.manual_seed(1), then after torch.manual_seed(2).\n"
-            f"The splits were\n  {splits[0]}\n  {splits[1]}\nbut the same seed must give the same split.\n"
-            "Likely cause: random_split without a generator draws from the global RNG; pass "
-            "generator=torch.Generator().manual_seed(seed)."
+            _(
+                "Called {call} after torch.manual_seed(1), then after torch.manual_seed(2).\n"
+                "The splits were\n  {first}\n  {second}\nbut the same seed must give the same split.\n"
+                "Likely cause: random_split without a generator draws from the global RNG; pass "
+                "generator=torch.Generator().manual_seed(seed)."
+            ).format(call=call, first=splits[0], second=splits[1])
         )
     other = split_ids(dp.split_dataset(ds, [0.5, 0.3, 0.2], seed=4))
     if other == splits[0]:
         fail(
-            f"Called {call} and the same with seed=4.\nBoth gave {other}.\nLikely cause: the split is not "
-            "random (contiguous slices) or ignores the seed. A sorted dataset cut into slices gives a "
-            "validation set unlike the training set; shuffle with the seeded generator."
+            _(
+                "Called {call} and the same with seed=4.\nBoth gave {split}.\nLikely cause: the split is not "
+                "random (contiguous slices) or ignores the seed. A sorted dataset cut into slices gives a "
+                "validation set unlike the training set; shuffle with the seeded generator."
+            ).format(call=call, split=other)
         )
     if other[0] == list(range(15)):
         fail(
-            f"Called {call.replace('seed=3', 'seed=4')}.\nThe first subset was {other[0]}: "
-            "contiguous slices, not a random split."
+            _("Called {call}.\nThe first subset was {subset}: contiguous slices, not a random split.").format(
+                call=call.replace("seed=3", "seed=4"), subset=other[0]
+            )
         )
 
 
@@ -679,23 +766,32 @@ def expect_each_once(got, start, end, call, num_workers):
     causes = []
     if expected and all(counts[v] == num_workers for v in expected) and num_workers > 1:
         causes.append(
-            "every worker yields the whole range: each worker process runs __iter__ on its own copy "
-            "of the dataset; call get_worker_info() in __iter__ (__init__ runs in the main process, "
-            "where it is None) and use its .id and .num_workers to yield only this worker's share"
+            _(
+                "every worker yields the whole range: each worker process runs __iter__ on its own copy "
+                "of the dataset; call get_worker_info() in __iter__ (__init__ runs in the main process, "
+                "where it is None) and use its .id and .num_workers to yield only this worker's share"
+            )
         )
     elif missing and not repeated:
         causes.append(
-            "the shares drop the remainder: when the length is not a multiple of num_workers, "
-            "(end - start) // num_workers items per worker misses the rest; give the last worker "
-            "the tail, or stride: range(start + id, end, num_workers)"
+            _(
+                "the shares drop the remainder: when the length is not a multiple of num_workers, "
+                "(end - start) // num_workers items per worker misses the rest; give the last worker "
+                "the tail, or stride: range(start + id, end, num_workers)"
+            )
         )
-    fail(
-        f"Called {call}.\nAll workers together yielded {sorted(counts.elements())},\nbut the tests expected "
-        f"each of {expected} exactly once."
-        + (f"\nRepeated: {repeated}." if repeated else "")
-        + (f"\nMissing: {missing}." if missing else "")
-        + "".join(f"\nLikely cause: {c}" for c in causes)
-    )
+    lines = [
+        _(
+            "Called {call}.\nAll workers together yielded {got},\nbut the tests expected "
+            "each of {expected} exactly once."
+        ).format(call=call, got=sorted(counts.elements()), expected=expected)
+    ]
+    if repeated:
+        lines.append(_("Repeated: {repeated}.").format(repeated=repeated))
+    if missing:
+        lines.append(_("Missing: {missing}.").format(missing=missing))
+    lines += [_("Likely cause: {cause}").format(cause=c) for c in causes]
+    fail("\n".join(lines))
 
 
 @exercise("ShardedRange")
@@ -703,20 +799,30 @@ def expect_each_once(got, start, end, call, num_workers):
 def test_sharded_range_yields_the_whole_range_in_the_main_process(start, length):
     end = start + length
     call = f"list(ShardedRange({start}, {end}))"
+    error = None  # failed outside the except block: the message alone, not the chained traceback
     try:
         got = list(dp.ShardedRange(start, end))
         via_loader = list(DataLoader(dp.ShardedRange(start, end), batch_size=None))
     except AttributeError as err:
         if "NoneType" not in str(err):
             raise
+        error = err
+    if error is not None:
         fail(
-            f"Called {call} in the main process.\nIt raised AttributeError: {err}.\nLikely cause: "
-            "get_worker_info() returns None outside DataLoader workers (num_workers=0); "
-            "then yield the whole range."
+            _(
+                "Called {call} in the main process.\nIt raised AttributeError: {error}.\nLikely cause: "
+                "get_worker_info() returns None outside DataLoader workers (num_workers=0); "
+                "then yield the whole range."
+            ).format(call=call, error=error)
         )
     if [int(v) for v in got] != list(range(start, end)):
-        fail(f"Called {call}.\nIt yielded {got}, but the tests expected {list(range(start, end))}, in order.")
-    expect_each_once(via_loader, start, end, f"DataLoader(ShardedRange({start}, {end}), batch_size=None)", 1)
+        fail(
+            _("Called {call}.\nIt yielded {got}, but the tests expected {expected}, in order.").format(
+                call=call, got=got, expected=list(range(start, end))
+            )
+        )
+    loader_call = f"DataLoader(ShardedRange({start}, {end}), batch_size=None)"
+    expect_each_once(via_loader, start, end, loader_call, 1)
 
 
 @exercise("ShardedRange")
@@ -779,7 +885,11 @@ def write_samples(paths, seed=0):
 
 def expect_sample(got, sample, call):
     if not (isinstance(got, (tuple, list)) and len(got) == 2):
-        fail(f"Called {call}.\nIt returned {show(got)}; return the pair (x, label) loaded from the file.")
+        fail(
+            _("Called {call}.\nIt returned {got}; return the pair (x, label) loaded from the file.").format(
+                call=call, got=show(got)
+            )
+        )
     expect_tensor_close(got[0], sample[0], call=f"{call}[0]")
     expect_close(got[1], sample[1], call=f"{call}[1], the label")
 
@@ -788,26 +898,31 @@ def expect_sample(got, sample, call):
 def test_lazy_file_dataset_opens_nothing_in_init(tmp_path):
     paths = [tmp_path / f"sample_{i}.pt" for i in range(5)]
     call = "LazyFileDataset(<5 paths whose files do not exist yet>)"
+    error = None
     try:
         ds = dp.LazyFileDataset(paths)
     except OSError as err:
+        error = err
+    if error is not None:
         fail(
-            f"Called {call}.\nIt raised {type(err).__name__}: {err}.\n"
-            "Likely cause: __init__ loads everything "
-            "up front; keep only the paths (a dataset of a million images must not read them all "
-            "before the first batch) and load in __getitem__."
+            _(
+                "Called {call}.\nIt raised {type}: {error}.\n"
+                "Likely cause: __init__ loads everything "
+                "up front; keep only the paths (a dataset of a million images must not read them all "
+                "before the first batch) and load in __getitem__."
+            ).format(call=call, type=type(error).__name__, error=error)
         )
     expect_close(
         len(ds),
         5,
         call=f"len({call})",
         mistakes=[
-            ("len counted the files that exist; the length comes from the file list: len(self.paths)", 0)
+            (_("len counted the files that exist; the length comes from the file list: len(self.paths)"), 0)
         ],
     )
     samples = write_samples(paths)
     for i in (3, 0):
-        expect_sample(ds[i], samples[i], f"{call}[{i}], after the files were written")
+        expect_sample(ds[i], samples[i], call=f"{call}[{i}], after the files were written")
 
 
 @exercise("LazyFileDataset")
@@ -816,25 +931,33 @@ def test_lazy_file_dataset_reads_the_file_anew_on_every_access(tmp_path):
     samples = write_samples(paths)
     call = "LazyFileDataset(<4 files>)"
     ds = dp.LazyFileDataset(paths)
-    expect_sample(ds[1], samples[1], f"{call}[1]")
+    expect_sample(ds[1], samples[1], call=f"{call}[1]")
     (new,) = write_samples([paths[1]], seed=100)
     paths[0].unlink()
     expect_close(len(ds), 4, call=f"len({call}) after one file was deleted")
+    error = None
     try:
         got = ds[1]
     except FileNotFoundError as err:
+        error = err
+    if error is not None:
         fail(
-            f"Called {call}[1] after the file of sample 0 was deleted.\nIt raised FileNotFoundError: {err}\n"
-            "Likely cause: every file was loaded to return one sample; load only self.paths[index]."
+            _(
+                "Called {call}[1] after the file of sample 0 was deleted.\n"
+                "It raised FileNotFoundError: {error}\n"
+                "Likely cause: every file was loaded to return one sample; load only self.paths[index]."
+            ).format(call=call, error=error)
         )
     if isinstance(got, (tuple, list)) and len(got) == 2 and isinstance(got[0], torch.Tensor):
         if torch.equal(got[0], samples[1][0]):
             fail(
-                f"Called {call}[1], rewrote the file, then read {call}[1] again.\nIt returned the old "
-                f"contents {show(got[0])}.\nLikely cause: the samples were loaded once (in __init__) or "
-                "cached; load the file in __getitem__ on every access."
+                _(
+                    "Called {call}[1], rewrote the file, then read {call}[1] again.\nIt returned the old "
+                    "contents {got}.\nLikely cause: the samples were loaded once (in __init__) or "
+                    "cached; load the file in __getitem__ on every access."
+                ).format(call=call, got=show(got[0]))
             )
-    expect_sample(got, new, f"{call}[1], after the file was rewritten")
+    expect_sample(got, new, call=f"{call}[1], after the file was rewritten")
 
 
 @exercise("LazyFileDataset")
@@ -852,19 +975,26 @@ def test_lazy_file_dataset_loads_only_the_requested_file(tmp_path, monkeypatch):
     call = "LazyFileDataset(<6 files>)"
     ds = dp.LazyFileDataset(paths)
     if loaded:
-        fail(f"Called {call}.\n__init__ called torch.load {len(loaded)} time(s); it must load nothing.")
+        fail(
+            _("Called {call}.\n__init__ called torch.load {count} time(s); it must load nothing.").format(
+                call=call, count=len(loaded)
+            )
+        )
     got = ds[2]
     if len(loaded) != 1:
         fail(
-            f"Called {call}[2].\nIt called torch.load {len(loaded)} time(s), but the tests expected once, on "
-            "the file of sample 2.\n"
+            _(
+                "Called {call}[2].\nIt called torch.load {count} time(s), but the tests expected once, on "
+                "the file of sample 2."
+            ).format(call=call, count=len(loaded))
+            + "\n"
             + (
-                "Likely cause: every file was loaded to return one; load only self.paths[index]."
+                _("Likely cause: every file was loaded to return one; load only self.paths[index].")
                 if len(loaded) > 1
-                else "Load the sample with torch.load(path, weights_only=True)."
+                else _("Load the sample with torch.load(path, weights_only=True).")
             )
         )
-    expect_sample(got, samples[2], f"{call}[2]")
+    expect_sample(got, samples[2], call=f"{call}[2]")
 
 
 # --- balanced_sampler --------------------------------------------------------------------------
@@ -881,12 +1011,18 @@ def test_balanced_sampler_weights_each_sample_by_its_inverse_class_count():
     call = "balanced_sampler(labels=[0, 2, 0, 1, 0, 2], num_samples=12, seed=0)"
     sampler = dp.balanced_sampler(labels, 12, 0)
     if not isinstance(sampler, torch.utils.data.WeightedRandomSampler):
-        fail(f"Called {call}.\nIt returned {type(sampler).__name__}; return a WeightedRandomSampler.")
+        fail(
+            _("Called {call}.\nIt returned {type}; return a WeightedRandomSampler.").format(
+                call=call, type=type(sampler).__name__
+            )
+        )
     weights = sampler.weights
     if weights.shape != labels.shape:
         fail(
-            f"Called {call}.\nsampler.weights is {show(weights)}, shape {tuple(weights.shape)}: the sampler "
-            "draws indices 0 .. len(weights) - 1, so it needs one weight per sample (6), not per class."
+            _(
+                "Called {call}.\nsampler.weights is {weights}, shape {shape}: the sampler "
+                "draws indices 0 .. len(weights) - 1, so it needs one weight per sample (6), not per class."
+            ).format(call=call, weights=show(weights), shape=tuple(weights.shape))
         )
     expected = torch.tensor([1 / 3, 1 / 2, 1 / 3, 1, 1 / 3, 1 / 2], dtype=torch.float64)
     by_count = torch.tensor([3.0, 2, 3, 1, 3, 2], dtype=torch.float64)
@@ -898,19 +1034,21 @@ def test_balanced_sampler_weights_each_sample_by_its_inverse_class_count():
         check_dtype=False,
         mistakes=[
             (
-                "the weights follow the class count instead of its inverse: use 1 / count",
+                _("the weights follow the class count instead of its inverse: use 1 / count"),
                 by_count / by_count.sum(),
             ),
             (
-                "all samples weigh the same: weight sample i by 1 / count of its class",
+                _("all samples weigh the same: weight sample i by 1 / count of its class"),
                 torch.full((6,), 1 / 6),
             ),
         ],
     )
     if not sampler.replacement:
         fail(
-            f"Called {call}.\nThe sampler draws without replacement, so it can never pick the rare class "
-            "more often than it occurs; pass replacement=True."
+            _(
+                "Called {call}.\nThe sampler draws without replacement, so it can never pick the rare class "
+                "more often than it occurs; pass replacement=True."
+            ).format(call=call)
         )
 
 
@@ -922,21 +1060,34 @@ def test_balanced_sampler_draws_every_class_about_equally(counts, seed):
     labels = labels[torch.randperm(len(labels), generator=gen)]
     num_samples = 3000
     call = f"balanced_sampler(<labels with class counts {counts}>, num_samples={num_samples}, seed={seed})"
+    error = None
     try:
         indices = list(dp.balanced_sampler(labels, num_samples, seed))
     except RuntimeError as err:
         if "replacement" not in str(err):
             raise
+        error = err
+    if error is not None:
         fail(
-            f"Called {call} and drew from it.\nIt raised RuntimeError: {err}\n"
-            "Likely cause: replacement=False; "
-            "balancing draws rare samples many times, so draw with replacement=True."
+            _(
+                "Called {call} and drew from it.\nIt raised RuntimeError: {error}\n"
+                "Likely cause: replacement=False; "
+                "balancing draws rare samples many times, so draw with replacement=True."
+            ).format(call=call, error=error)
         )
     if len(indices) != num_samples or not all(0 <= i < len(labels) for i in indices):
         fail(
-            f"Called {call} and drew from it.\nIt gave {len(indices)} indices in "
-            f"[{min(indices, default=None)}, {max(indices, default=None)}]; the tests expected "
-            f"{num_samples} sample indices in [0, {len(labels) - 1}]."
+            _(
+                "Called {call} and drew from it.\nIt gave {count} indices in "
+                "[{low}, {high}]; the tests expected {num_samples} sample indices in [0, {last}]."
+            ).format(
+                call=call,
+                count=len(indices),
+                low=min(indices, default=None),
+                high=max(indices, default=None),
+                num_samples=num_samples,
+                last=len(labels) - 1,
+            )
         )
     got = class_frequencies(indices, labels, len(counts))
     share = 1 / len(counts)
@@ -945,15 +1096,22 @@ def test_balanced_sampler_draws_every_class_about_equally(counts, seed):
         total = sum(counts)
         by_count = [c * c / sum(k * k for k in counts) for c in counts]  # frequencies if weighted by count
         fail(
-            f"Called {call} and drew from it.\n"
-            f"The classes came with frequencies {[round(f, 3) for f in got]}, "
-            f"but the tests expected each near {share:.3f}.\n"
+            _(
+                "Called {call} and drew from it.\n"
+                "The classes came with frequencies {got}, but the tests expected each near {share}."
+            ).format(call=call, got=[round(f, 3) for f in got], share=f"{share:.3f}")
+            + "\n"
             + (
-                "Likely cause: weights by class count instead of inverse; rare classes get rarer. "
-                "Weight sample i by 1 / (count of its class).\n"
+                _(
+                    "Likely cause: weights by class count instead of inverse; rare classes get rarer. "
+                    "Weight sample i by 1 / (count of its class)."
+                )
                 if all(abs(f - w) < 0.05 for f, w in zip(got, by_count, strict=True))
-                else f"(The data itself has frequencies {[round(c / total, 3) for c in counts]}.)\n"
+                else _("(The data itself has frequencies {frequencies}.)").format(
+                    frequencies=[round(c / total, 3) for c in counts]
+                )
             )
+            + "\n"
         )
 
 
@@ -967,23 +1125,30 @@ def test_balanced_sampler_is_reproducible_and_feeds_a_dataloader():
             draws.append(list(dp.balanced_sampler(labels, 40, 5)))
     if draws[0] != draws[1]:
         fail(
-            f"Called {call} after torch.manual_seed(1), then after torch.manual_seed(2).\nThe draws were\n"
-            f"  {draws[0]}\n  {draws[1]}\nbut the same seed must give the same draw.\n"
-            "Likely cause: the sampler "
-            "uses the global RNG; pass generator=torch.Generator().manual_seed(seed)."
+            _(
+                "Called {call} after torch.manual_seed(1), then after torch.manual_seed(2).\nThe draws were\n"
+                "  {first}\n  {second}\nbut the same seed must give the same draw.\n"
+                "Likely cause: the sampler "
+                "uses the global RNG; pass generator=torch.Generator().manual_seed(seed)."
+            ).format(call=call, first=draws[0], second=draws[1])
         )
     x = torch.arange(20.0).unsqueeze(1)
     loader = DataLoader(TensorDataset(x, labels), batch_size=8, sampler=dp.balanced_sampler(labels, 40, 5))
     batches = list(loader)
-    seen = torch.cat([y for _, y in batches])
+    seen = torch.cat([y for _x, y in batches])
+    loader_call = f"DataLoader(dataset, batch_size=8, sampler={call})"
     if len(seen) != 40 or len(batches) != 5:
         fail(
-            f"Called DataLoader(dataset, batch_size=8, sampler={call}).\nIt yielded {len(seen)} samples in "
-            f"{len(batches)} batches; the tests expected num_samples = 40 samples in 5 batches."
+            _(
+                "Called {call}.\nIt yielded {count} samples in "
+                "{batches} batches; the tests expected num_samples = 40 samples in 5 batches."
+            ).format(call=loader_call, count=len(seen), batches=len(batches))
         )
     minority = int((seen == 1).sum())
     if not 8 <= minority <= 32:
         fail(
-            f"Called DataLoader(dataset, batch_size=8, sampler={call}).\nClass 1 (2 samples of 20) came "
-            f"{minority} times in 40 draws; a balanced sampler draws it about 20 times."
+            _(
+                "Called {call}.\nClass 1 (2 samples of 20) came "
+                "{count} times in 40 draws; a balanced sampler draws it about 20 times."
+            ).format(call=loader_call, count=minority)
         )
