@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
+from katas._harness.i18n import N_, _
 from katas._harness.processes import run_ranks
 from katas._harness.testing import expect_tensor_close, fail, show
 
@@ -27,18 +28,31 @@ exercise = pytest.mark.exercise
 def expect_device(got, expected: torch.device, *, call: str, mistakes=()) -> None:
     if isinstance(got, str):
         fail(
-            f"Called {call}.\nIt returned the string {got!r}, but a torch.device is asked for.\n"
-            f"Likely cause: wrap the name: torch.device({got!r}). A string works in .to(), but "
-            "code that reads device.type or compares devices needs the object."
+            _(
+                "Called {call}.\nIt returned the string {got}, but a torch.device is asked for.\n"
+                "Likely cause: wrap the name: torch.device({got}). A string works in .to(), but "
+                "code that reads device.type or compares devices needs the object."
+            ).format(call=call, got=repr(got))
         )
     if not isinstance(got, torch.device):
-        fail(f"Called {call}.\nIt returned {got!r} ({type(got).__name__}); a torch.device is asked for.")
+        fail(
+            _("Called {call}.\nIt returned {got} ({type}); a torch.device is asked for.").format(
+                call=call, got=repr(got), type=type(got).__name__
+            )
+        )
     same = got == expected or (
         expected.index is None and got.type == expected.type and got.index in (None, 0)
     )
     if not same:
-        lines = [f"Called {call}.", f"It returned {got!r}, but the tests expected {expected!r}."]
-        lines += [f"Likely cause: {cause}" for cause, wrong in mistakes if got == wrong][:1]
+        lines = [
+            _("Called {call}.").format(call=call),
+            _("It returned {actual}, but the tests expected {expected}.").format(
+                actual=repr(got), expected=repr(expected)
+            ),
+        ]
+        lines += [
+            _("Likely cause: {cause}").format(cause=cause) for cause, wrong in mistakes if got == wrong
+        ][:1]
         fail("\n".join(lines))
 
 
@@ -57,8 +71,10 @@ def test_choose_device_picks_cuda_when_available_else_cpu(monkeypatch, available
         call=call,
         mistakes=[
             (
-                f"the answer ignores torch.cuda.is_available() (here {available}); ask it on every "
-                "call, not once at import time, and do not hard-code a device",
+                _(
+                    "the answer ignores torch.cuda.is_available() (here {available}); ask it on every "
+                    "call, not once at import time, and do not hard-code a device"
+                ).format(available=available),
                 other,
             )
         ],
@@ -83,9 +99,11 @@ def test_choose_device_an_explicit_override_wins(monkeypatch, override):
             call=call,
             mistakes=[
                 (
-                    "the override was ignored: return torch.device(override) whenever it is not None, "
-                    "before looking at CUDA. (Beware `override or 'cuda' if ... else 'cpu'`: the "
-                    "conditional expression takes the whole `override or 'cuda'` as its first branch.)",
+                    _(
+                        "the override was ignored: return torch.device(override) whenever it is not None, "
+                        "before looking at CUDA. (Beware `override or 'cuda' if ... else 'cpu'`: the "
+                        "conditional expression takes the whole `override or 'cuda'` as its first branch.)"
+                    ),
                     automatic,
                 )
             ],
@@ -99,71 +117,107 @@ def test_choose_device_finds_the_real_gpu():
     expect_device(device, torch.device("cuda"), call="choose_device() on a machine with CUDA")
     result = torch.ones(3, device=device) * 2
     if result.device.type != "cuda":
-        fail(f"A tensor created on choose_device() = {device!r} lives on {result.device}.")
+        fail(
+            _("A tensor created on choose_device() = {device} lives on {where}.").format(
+                device=repr(device), where=result.device
+            )
+        )
 
 
 # --- move_to ---------------------------------------------------------------------------------
 
-Pair = namedtuple("Pair", "first second")
-Batch = namedtuple("Batch", "inputs targets lengths")
+Pair = namedtuple("Pair", ["first", "second"])
+Batch = namedtuple("Batch", ["inputs", "targets", "lengths"])
 
 
 def expect_moved(moved, original, device: str, *, call: str, path: str = "batch") -> None:
     """Walk `original` and `moved` side by side: same containers, tensors on `device`, the rest as is."""
     if isinstance(original, torch.Tensor):
         if not isinstance(moved, torch.Tensor):
-            fail(f"Called {call}.\n{path} was a tensor and came back as {show(moved)}.")
+            fail(
+                _("Called {call}.\n{path} was a tensor and came back as {moved}.").format(
+                    call=call, path=path, moved=show(moved)
+                )
+            )
         if moved.device.type != torch.device(device).type:
             fail(
-                f"Called {call}.\n{path} is still on {moved.device}, but everything should be on {device}.\n"
-                "Likely cause: only some tensors were moved; recurse into every dict, list and tuple, "
-                "however deep (and remember Tensor.to returns a new tensor: use what it returns)."
+                _(
+                    "Called {call}.\n{path} is still on {where}, but everything should be on {device}.\n"
+                    "Likely cause: only some tensors were moved; recurse into every dict, list and tuple, "
+                    "however deep (and remember Tensor.to returns a new tensor: use what it returns)."
+                ).format(call=call, path=path, where=moved.device, device=device)
             )
         if moved.shape != original.shape or moved.dtype != original.dtype:
             fail(
-                f"Called {call}.\n{path} changed from {tuple(original.shape)} {original.dtype} to "
-                f"{tuple(moved.shape)} {moved.dtype}; moving must keep shape and dtype."
+                _(
+                    "Called {call}.\n{path} changed from {old_shape} {old_dtype} to "
+                    "{new_shape} {new_dtype}; moving must keep shape and dtype."
+                ).format(
+                    call=call,
+                    path=path,
+                    old_shape=tuple(original.shape),
+                    old_dtype=original.dtype,
+                    new_shape=tuple(moved.shape),
+                    new_dtype=moved.dtype,
+                )
             )
         if moved.device.type != "meta":
             expect_tensor_close(moved.cpu(), original.cpu(), call=f"{call}, at {path}")
         return
     if type(moved) is not type(original):
-        cause = ""
         if isinstance(original, tuple) and hasattr(original, "_fields"):
-            cause = (
-                f"\nLikely cause: {type(original).__name__} is a namedtuple and must stay one "
+            cause = _(
+                "Likely cause: {name} is a namedtuple and must stay one "
                 "(code reads batch.inputs); rebuild it with type(batch)(*moved_fields)."
-            )
+            ).format(name=type(original).__name__)
         elif isinstance(original, tuple) and isinstance(moved, list):
-            cause = (
-                "\nLikely cause: a tuple was turned into a list; rebuild each container with its own type."
+            cause = _(
+                "Likely cause: a tuple was turned into a list; rebuild each container with its own type."
             )
         elif isinstance(original, (dict, list, tuple)):
-            cause = "\nLikely cause: rebuild each container as the type it was."
+            cause = _("Likely cause: rebuild each container as the type it was.")
         else:
-            cause = "\nLikely cause: only tensors move; return anything else untouched."
+            cause = _("Likely cause: only tensors move; return anything else untouched.")
         fail(
-            f"Called {call}.\n{path} was a {type(original).__name__}, {show(original)}, and came back "
-            f"as a {type(moved).__name__}, {show(moved)}.{cause}"
+            _("Called {call}.\n{path} was a {old_type}, {old}, and came back as a {new_type}, {new}.").format(
+                call=call,
+                path=path,
+                old_type=type(original).__name__,
+                old=show(original),
+                new_type=type(moved).__name__,
+                new=show(moved),
+            )
+            + "\n"
+            + cause
         )
     if isinstance(original, dict):
         if list(moved) != list(original):
-            fail(f"Called {call}.\nThe keys of {path} changed from {list(original)} to {list(moved)}.")
+            fail(
+                _("Called {call}.\nThe keys of {path} changed from {old} to {new}.").format(
+                    call=call, path=path, old=list(original), new=list(moved)
+                )
+            )
         for key in original:
             expect_moved(moved[key], original[key], device, call=call, path=f"{path}[{key!r}]")
     elif isinstance(original, (list, tuple)):
         if len(moved) != len(original):
-            fail(f"Called {call}.\n{path} had {len(original)} items and came back with {len(moved)}.")
+            fail(
+                _("Called {call}.\n{path} had {old} items and came back with {new}.").format(
+                    call=call, path=path, old=len(original), new=len(moved)
+                )
+            )
         for i, (m, o) in enumerate(zip(moved, original, strict=True)):
             expect_moved(m, o, device, call=call, path=f"{path}[{i}]")
     elif moved is not original and moved != original:
         cause = (
-            "\nLikely cause: a str is a Sequence too; treat only dict, list and tuple as containers."
+            "\n" + _("Likely cause: a str is a Sequence too; treat only dict, list and tuple as containers.")
             if isinstance(original, str)
             else ""
         )
         fail(
-            f"Called {call}.\n{path} was {original!r} and came back as {moved!r}; leave non-tensors alone."
+            _("Called {call}.\n{path} was {old} and came back as {new}; leave non-tensors alone.").format(
+                call=call, path=path, old=repr(original), new=repr(moved)
+            )
             + cause
         )
 
@@ -172,14 +226,16 @@ def call_move_to(batch, device, **kwargs):
     try:
         return dv.move_to(batch, device, **kwargs)
     except TypeError as err:
-        if "required positional argument" not in str(err):
+        if "__new__() missing" not in str(err):  # a namedtuple built from a single argument
             raise
         error = err
     fail(
-        f"Called move_to(batch, {device!r}) on a batch holding a namedtuple.\n"
-        f"It raised TypeError: {error}\n"
-        "Likely cause: type(batch)(generator) hands a namedtuple one argument; it takes its fields "
-        "one by one: type(batch)(*values)."
+        _(
+            "Called {call} on a batch holding a namedtuple.\n"
+            "It raised TypeError: {error}\n"
+            "Likely cause: type(batch)(generator) hands a namedtuple one argument; it takes its fields "
+            "one by one: type(batch)(*values)."
+        ).format(call=f"move_to(batch, {device!r})", error=error)
     )
 
 
@@ -255,7 +311,7 @@ class RecordingTensor(torch.Tensor):
 
 @exercise("move_to")
 def test_move_to_passes_non_blocking_on_to_every_copy():
-    tensors = [torch.zeros(2).as_subclass(RecordingTensor) for _ in range(3)]
+    tensors = [torch.zeros(2).as_subclass(RecordingTensor) for i in range(3)]
     batch = {"x": tensors[0], "more": [tensors[1], (tensors[2], "id")]}
     for flag in (True, False):
         RecordingTensor.flags = []
@@ -263,15 +319,19 @@ def test_move_to_passes_non_blocking_on_to_every_copy():
         call = f"move_to(batch of 3 tensors, 'meta', non_blocking={flag})"
         if len(RecordingTensor.flags) != 3:
             fail(
-                f"Called {call}.\nIt called Tensor.to {len(RecordingTensor.flags)} time(s); expected "
-                "once per tensor (3). Move each tensor with tensor.to(device, non_blocking=non_blocking)."
+                _(
+                    "Called {call}.\nIt called Tensor.to {count} time(s); expected once per tensor (3). "
+                    "Move each tensor with tensor.to(device, non_blocking=non_blocking)."
+                ).format(call=call, count=len(RecordingTensor.flags))
             )
         if RecordingTensor.flags != [flag] * 3:
             fail(
-                f"Called {call}.\nThe .to() calls got non_blocking={RecordingTensor.flags}.\n"
-                "Likely cause: non_blocking was not passed on; call tensor.to(device, "
-                "non_blocking=non_blocking). From pinned CPU memory to a GPU, that lets the copy "
-                "overlap with computation."
+                _(
+                    "Called {call}.\nThe .to() calls got non_blocking={flags}.\n"
+                    "Likely cause: non_blocking was not passed on; call tensor.to(device, "
+                    "non_blocking=non_blocking). From pinned CPU memory to a GPU, that lets the copy "
+                    "overlap with computation."
+                ).format(call=call, flags=RecordingTensor.flags)
             )
 
 
@@ -294,7 +354,7 @@ def test_move_to_copies_pinned_memory_without_blocking():
     torch.cuda.synchronize()  # a non_blocking copy may still be in flight: wait before reading it
     expect_moved(moved, batch, "cuda", call="move_to(pinned batch, 'cuda', non_blocking=True)")
     if not batch["x"].is_pinned():
-        fail("move_to must leave the caller's pinned tensors as they are (still pinned).")
+        fail(_("move_to must leave the caller's pinned tensors as they are (still pinned)."))
 
 
 # --- causal_mask ------------------------------------------------------------------------------
@@ -310,12 +370,14 @@ def mask_mistakes(size: int):
     lower = torch.ones(size, size, dtype=torch.bool).tril(diagonal=-1)
     return [
         (
-            "the past is masked instead of the future: -inf belongs above the diagonal (key j > query i)",
+            _("the past is masked instead of the future: -inf belongs above the diagonal (key j > query i)"),
             torch.zeros(size, size).masked_fill(lower, inf),
         ),
         (
-            "the diagonal is masked too, so the first query sees nothing; each position may attend "
-            "to itself: use triu(diagonal=1)",
+            _(
+                "the diagonal is masked too, so the first query sees nothing; each position may attend "
+                "to itself: use triu(diagonal=1)"
+            ),
             torch.zeros(size, size).masked_fill(torch.ones(size, size, dtype=torch.bool).triu(), inf),
         ),
     ]
@@ -325,9 +387,11 @@ def expect_no_nan(mask, call: str) -> None:
     if isinstance(mask, torch.Tensor) and mask.is_floating_point() and mask.device.type != "meta":
         if torch.isnan(mask).any():
             fail(
-                f"Called {call}.\nIt returned {show(mask)}, which holds NaN.\n"
-                "Likely cause: 0 * -inf is NaN, so multiplying a 0/1 matrix by -inf fails; fill with "
-                "-inf and keep the upper triangle (new_full(...).triu(1)), or use masked_fill."
+                _(
+                    "Called {call}.\nIt returned {mask}, which holds NaN.\n"
+                    "Likely cause: 0 * -inf is NaN, so multiplying a 0/1 matrix by -inf fails; fill with "
+                    "-inf and keep the upper triangle (new_full(...).triu(1)), or use masked_fill."
+                ).format(call=call, mask=show(mask))
             )
 
 
@@ -346,16 +410,24 @@ def test_causal_mask_is_created_on_the_device_of_the_scores():
     call = "causal_mask(scores) with scores on the meta device, shape (2, 8, 5, 5)"
     mask = dv.causal_mask(scores)
     if not isinstance(mask, torch.Tensor):
-        fail(f"Called {call}.\nIt returned {show(mask)}; a tensor is asked for.")
+        fail(
+            _("Called {call}.\nIt returned {mask}; a tensor is asked for.").format(call=call, mask=show(mask))
+        )
     if mask.device.type != "meta":
         fail(
-            f"Called {call}.\nThe mask is on {mask.device}, the scores on meta: `scores + mask` fails "
-            "(on a GPU: 'Expected all tensors to be on the same device').\n"
-            "Likely cause: it was created on the default device. torch.full/ones/zeros need "
-            "device=scores.device, or use scores.new_full(...), which takes device and dtype from scores."
+            _(
+                "Called {call}.\nThe mask is on {where}, the scores on meta: `scores + mask` fails "
+                "(on a GPU: 'Expected all tensors to be on the same device').\n"
+                "Likely cause: it was created on the default device. torch.full/ones/zeros need "
+                "device=scores.device, or use scores.new_full(...), which takes device and dtype from scores."
+            ).format(call=call, where=mask.device)
         )
     if tuple(mask.shape) != (5, 5):
-        fail(f"Called {call}.\nThe mask has shape {tuple(mask.shape)}; expected (5, 5), one row per query.")
+        fail(
+            _("Called {call}.\nThe mask has shape {shape}; expected (5, 5), one row per query.").format(
+                call=call, shape=tuple(mask.shape)
+            )
+        )
 
 
 @exercise("causal_mask")
@@ -372,17 +444,23 @@ def test_causal_mask_matches_the_dtype_and_ignores_the_future(size, lead, dtype,
     expect_no_nan(mask, call)
     if isinstance(mask, torch.Tensor) and mask.dtype != dtype:
         fail(
-            f"Called {call}.\nThe mask is {mask.dtype}, so `scores + mask` becomes "
-            f"{torch.promote_types(dtype, mask.dtype)}, not {dtype}.\n"
-            "Likely cause: it was created with the default dtype; pass dtype=scores.dtype, or use "
-            "scores.new_full(...)."
+            _(
+                "Called {call}.\nThe mask is {mask_dtype}, so `scores + mask` becomes {promoted}, "
+                "not {dtype}.\n"
+                "Likely cause: it was created with the default dtype; pass dtype=scores.dtype, or use "
+                "scores.new_full(...)."
+            ).format(
+                call=call, mask_dtype=mask.dtype, promoted=torch.promote_types(dtype, mask.dtype), dtype=dtype
+            )
         )
     expect_tensor_close(mask, reference_mask(size, dtype), call=call, mistakes=mask_mistakes(size))
     weights = torch.softmax((scores + mask).float(), dim=-1)
     future = weights.masked_select(torch.ones(size, size, dtype=torch.bool).triu(diagonal=1))
     if future.numel() and future.abs().max() > 0:
         fail(
-            f"Called {call}.\nsoftmax(scores + mask) still gives weight to future positions: {show(future)}."
+            _(
+                "Called {call}.\nsoftmax(scores + mask) still gives weight to future positions: {future}."
+            ).format(call=call, future=show(future))
         )
 
 
@@ -405,17 +483,21 @@ def expect_buffers(layer: nn.Module, call: str) -> None:
         return
     params = dict(layer.named_parameters())
     if {"mean", "std"} <= set(params):
-        cause = (
+        cause = _(
             "mean and std are nn.Parameters: optimizer.step() would train them. Statistics are "
             "state, not weights: self.register_buffer('mean', mean)."
         )
     else:
-        cause = (
+        cause = _(
             "self.mean = mean stores a plain attribute: model.to(), .double() and state_dict() never see "
             "it, so it stays behind on the old device. Use self.register_buffer('mean', mean)."
         )
     fail(
-        f"Called {call}.\nIts buffers are {sorted(buffers)}, expected ['mean', 'std'].\nLikely cause: {cause}"
+        _("Called {call}.\nIts buffers are {buffers}, expected ['mean', 'std'].").format(
+            call=call, buffers=sorted(buffers)
+        )
+        + "\n"
+        + _("Likely cause: {cause}").format(cause=cause)
     )
 
 
@@ -427,10 +509,15 @@ def test_standardize_buffers_move_with_the_model_to_another_device():
     layer.to("meta")
     stayed = {name: str(b.device) for name, b in layer.named_buffers() if b.device.type != "meta"}
     if stayed:
-        fail(f"Called {call}.\nThese buffers stayed behind: {stayed}.")
+        fail(_("Called {call}.\nThese buffers stayed behind: {stayed}.").format(call=call, stayed=stayed))
     out = layer(torch.empty(5, 3, device="meta"))
     if not isinstance(out, torch.Tensor) or out.device.type != "meta" or tuple(out.shape) != (5, 3):
-        fail(f"Called {call}, then layer(x) with x of shape (5, 3) on meta.\nIt returned {show(out)}.")
+        fail(
+            _(
+                "Called {call}, then layer(x) with x of shape (5, 3) on meta.\n"
+                "It returned {out}; expected a tensor of shape (5, 3) on meta."
+            ).format(call=call, out=show(out))
+        )
 
 
 @exercise("Standardize")
@@ -444,7 +531,11 @@ def test_standardize_buffers_follow_a_dtype_conversion():
     layer.double()
     kept = {name: b.dtype for name, b in layer.named_buffers() if b.dtype != torch.float64}
     if kept:
-        fail(f"Called {call}.\nAfter .double(), these buffers are not float64: {kept}.")
+        fail(
+            _("Called {call}.\nAfter .double(), these buffers are not float64: {kept}.").format(
+                call=call, kept=kept
+            )
+        )
     # The float64 result of float64 inputs: float32 round-off (~1e-7) would show.
     expected = (x - mean.double()) / std.double()
     expect_tensor_close(layer(x), expected, call=call, rtol=1e-12, atol=1e-12)
@@ -463,14 +554,20 @@ def test_standardize_is_saved_but_never_trained(features, rows, seed):
     state = layer.state_dict()
     if sorted(state) != ["mean", "std"]:
         fail(
-            f"Called {call}.\nstate_dict() has keys {sorted(state)}, expected ['mean', 'std'].\n"
-            "Likely cause: register_buffer(..., persistent=False) keeps a buffer out of state_dict(), "
-            "so a saved checkpoint would lose the statistics; keep the default persistent=True."
+            _(
+                "Called {call}.\nstate_dict() has keys {keys}, expected ['mean', 'std'].\n"
+                "Likely cause: register_buffer(..., persistent=False) keeps a buffer out of state_dict(), "
+                "so a saved checkpoint would lose the statistics; keep the default persistent=True."
+            ).format(call=call, keys=sorted(state))
         )
     expect_tensor_close(state["mean"], mean, call=f"{call}, then state_dict()['mean']")
-    trained = [name for name, _ in layer.named_parameters()]
+    trained = [name for name, p in layer.named_parameters()]
     if trained:
-        fail(f"Called {call}.\nThe layer has parameters {trained}: an optimizer would change them.")
+        fail(
+            _("Called {call}.\nThe layer has parameters {trained}: an optimizer would change them.").format(
+                call=call, trained=trained
+            )
+        )
 
 
 @exercise("Standardize")
@@ -500,7 +597,7 @@ class TiedLanguageModel(nn.Module):
         super().__init__()
         self.embed = UniformEmbedding(vocab, dim)
         self.blocks = nn.ModuleList(
-            nn.TransformerEncoderLayer(dim, heads, 4 * dim, batch_first=True) for _ in range(layers)
+            nn.TransformerEncoderLayer(dim, heads, 4 * dim, batch_first=True) for i in range(layers)
         )
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, vocab, bias=False)
@@ -522,29 +619,35 @@ class Builder:
         self.devices.append(device)
         if self.gigabytes > 1 and device.type != "meta":
             fail(
-                f"model_size called build() with the default device {device}: this model would allocate "
-                f"{self.gigabytes:.1f} GB there, so the tests stopped it.\n"
-                "Likely cause: the model is materialised instead of sized. Call build() inside "
-                '`with torch.device("meta"):` and count the meta tensors: shapes and dtypes, no memory.'
+                _(
+                    "model_size called build() with the default device {device}: this model would allocate "
+                    "{gigabytes} GB there, so the tests stopped it.\n"
+                    "Likely cause: the model is materialised instead of sized. Call build() inside "
+                    '`with torch.device("meta"):` and count the meta tensors: shapes and dtypes, no memory.'
+                ).format(device=device, gigabytes=f"{self.gigabytes:.1f}")
             )
         self.models.append(self.make())
         return self.models[-1]
 
     def expect_meta(self, call: str) -> None:
         if not self.devices:
-            fail(f"Called {call}.\nIt never called build(); build the model to size it.")
+            fail(_("Called {call}.\nIt never called build(); build the model to size it.").format(call=call))
         if any(d.type != "meta" for d in self.devices):
             fail(
-                f"Called {call}.\nbuild() ran with the default device(s) {[str(d) for d in self.devices]}, "
-                "so real memory was allocated.\nLikely cause: call build() inside "
-                '`with torch.device("meta"):`.'
+                _(
+                    "Called {call}.\nbuild() ran with the default device(s) {devices}, "
+                    "so real memory was allocated.\nLikely cause: call build() inside "
+                    '`with torch.device("meta"):`.'
+                ).format(call=call, devices=[str(d) for d in self.devices])
             )
         real = [name for model in self.models for name, t in model.state_dict().items() if not t.is_meta]
         if real:
             fail(
-                f"Called {call}.\nThe model was built on meta, then materialised: {real[:3]} now hold real "
-                "memory.\nLikely cause: to_empty()/to('cpu') after building; sizing needs only the "
-                "meta tensors' numel() and element_size()."
+                _(
+                    "Called {call}.\nThe model was built on meta, then materialised: {real} now hold real "
+                    "memory.\nLikely cause: to_empty()/to('cpu') after building; sizing needs only the "
+                    "meta tensors' numel() and element_size()."
+                ).format(call=call, real=real[:3])
             )
 
 
@@ -560,22 +663,27 @@ def size_mistakes(model: nn.Module) -> list[tuple[str, tuple[int, int]]]:
     all_elements = sum(t.numel() for t in [*model.parameters(), *model.buffers()])
     return [
         (
-            "state_dict() lists a tied weight under each of its names (and holds buffers too); count "
-            "model.parameters(), which yields each parameter once",
+            _(
+                "state_dict() lists a tied weight under each of its names (and holds buffers too); count "
+                "model.parameters(), which yields each parameter once"
+            ),
             (
                 sum(t.numel() for t in state.values()),
                 sum(t.numel() * t.element_size() for t in state.values()),
             ),
         ),
         (
-            "the buffers' bytes are missing: buffers are moved and saved too (model.buffers())",
+            _("the buffers' bytes are missing: buffers are moved and saved too (model.buffers())"),
             (params, params_bytes),
         ),
         (
-            "every element was counted as 4 bytes; use tensor.element_size() (2 for float16, 8 for int64)",
+            _("every element was counted as 4 bytes; use tensor.element_size() (2 for float16, 8 for int64)"),
             (params, 4 * all_elements),
         ),
-        ("you counted tensors, not their elements: use p.numel()", (len(list(model.parameters())), nbytes)),
+        (
+            _("you counted tensors, not their elements: use p.numel()"),
+            (len(list(model.parameters())), nbytes),
+        ),
     ]
 
 
@@ -586,14 +694,22 @@ def expect_size(got, build: Builder, expected_model: nn.Module, call: str) -> No
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in got)
     ):
         fail(
-            f"Called {call}.\nIt returned {show(got)}; a tuple of two ints (parameters, bytes) is asked for "
-            "(use int(...) around a tensor sum)."
+            _(
+                "Called {call}.\nIt returned {got}; a tuple of two ints (parameters, bytes) is asked for "
+                "(use int(...) around a tensor sum)."
+            ).format(call=call, got=show(got))
         )
     build.expect_meta(call)
     expected = true_size(expected_model)
     if got != expected:
-        lines = [f"Called {call}.", f"It returned {got}, but the tests expected {expected}."]
-        lines += [f"Likely cause: {cause}" for cause, wrong in size_mistakes(expected_model) if got == wrong][
+        lines = [
+            _("Called {call}.").format(call=call),
+            _("It returned {actual}, but the tests expected {expected}.").format(
+                actual=got, expected=expected
+            ),
+        ]
+        causes = size_mistakes(expected_model)
+        lines += [_("Likely cause: {cause}").format(cause=cause) for cause, wrong in causes if got == wrong][
             :1
         ]
         fail("\n".join(lines))
@@ -672,19 +788,31 @@ def autocast_bound(layer: nn.Linear, x: torch.Tensor, unit_roundoff: float) -> f
 
 def expect_low_precision(out, wanted: torch.dtype, call: str) -> None:
     if not isinstance(out, torch.Tensor):
-        fail(f"Called {call}.\nIt returned {show(out)}; the model's output tensor is asked for.")
+        fail(
+            _("Called {call}.\nIt returned {out}; the model's output tensor is asked for.").format(
+                call=call, out=show(out)
+            )
+        )
     if out.dtype == wanted:
         return
     causes = {
-        torch.float32: "no autocast took effect, or its output was cast back with .float(). Run the "
-        "model inside `with torch.autocast(device_type=x.device.type, dtype=...)` and return its output "
-        "as it is (a device_type that is not x's device, like 'cuda' for CPU tensors, does nothing).",
-        torch.float16: "float16 is CUDA's autocast dtype; on the CPU use bfloat16 (same range as float32).",
-        torch.bfloat16: "bfloat16 is the CPU's autocast dtype; on CUDA use float16.",
+        torch.float32: N_(
+            "no autocast took effect, or its output was cast back with .float(). Run the "
+            "model inside `with torch.autocast(device_type=x.device.type, dtype=...)` and return its output "
+            "as it is (a device_type that is not x's device, like 'cuda' for CPU tensors, does nothing)."
+        ),
+        torch.float16: N_(
+            "float16 is CUDA's autocast dtype; on the CPU use bfloat16 (same range as float32)."
+        ),
+        torch.bfloat16: N_("bfloat16 is the CPU's autocast dtype; on CUDA use float16."),
     }
+    cause = _(causes[out.dtype]) if out.dtype in causes else _("pick the dtype from x.device.type")
     fail(
-        f"Called {call}.\nThe output is {out.dtype}; expected {wanted}.\n"
-        f"Likely cause: {causes.get(out.dtype, 'pick the dtype from x.device.type')}"
+        _("Called {call}.\nThe output is {got}; expected {wanted}.").format(
+            call=call, got=out.dtype, wanted=wanted
+        )
+        + "\n"
+        + _("Likely cause: {cause}").format(cause=cause)
     )
 
 
@@ -726,10 +854,12 @@ def test_autocast_forward_leaves_the_weights_in_float32():
     changed = {name: p.dtype for name, p in model.named_parameters() if p.dtype != torch.float32}
     if changed:
         fail(
-            f"Called {call}.\nAfterwards the model's parameters are {changed}.\n"
-            "Likely cause: the model was converted to bfloat16 permanently (model.to(torch.bfloat16) or "
-            ".bfloat16()). Autocast casts per operation and keeps float32 master weights, so small "
-            "updates are not rounded away."
+            _(
+                "Called {call}.\nAfterwards the model's parameters are {changed}.\n"
+                "Likely cause: the model was converted to bfloat16 permanently (model.to(torch.bfloat16) or "
+                ".bfloat16()). Autocast casts per operation and keeps float32 master weights, so small "
+                "updates are not rounded away."
+            ).format(call=call, changed=changed)
         )
     for name, p in model.named_parameters():
         expect_tensor_close(p.detach(), before[name], call=f"{call}: parameter {name}", rtol=0, atol=0)
@@ -737,7 +867,9 @@ def test_autocast_forward_leaves_the_weights_in_float32():
     for name, p in model.named_parameters():
         if p.grad is None or p.grad.dtype != torch.float32:
             fail(
-                f"Called {call}.\n{name}.grad is {show(p.grad)}; gradients reach float32 weights as float32."
+                _(
+                    "Called {call}.\n{name}.grad is {grad}; gradients reach float32 weights as float32."
+                ).format(call=call, name=name, grad=show(p.grad))
             )
 
 
@@ -756,7 +888,11 @@ def test_autocast_forward_uses_float16_on_cuda():
     # (torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction, on by default).
     expect_tensor_close(out.float(), expected, call=call, rtol=0, atol=4 * tolerance)
     if model.weight.dtype != torch.float32:
-        fail(f"Called {call}.\nThe weights became {model.weight.dtype}; autocast must leave them float32.")
+        fail(
+            _("Called {call}.\nThe weights became {dtype}; autocast must leave them float32.").format(
+                call=call, dtype=model.weight.dtype
+            )
+        )
 
 
 # --- strip_module_prefix -----------------------------------------------------------------------
@@ -788,13 +924,17 @@ def prefix_mistakes(keys: list[str]) -> list[tuple[str, list[str]]]:
     prefixed = ["module." + k for k in keys]
     return [
         (
-            "'module.' was removed from the middle of keys too (str.replace); only a leading "
-            "prefix goes: key.removeprefix('module.') or key[len('module.'):] after startswith",
+            _(
+                "'module.' was removed from the middle of keys too (str.replace); only a leading "
+                "prefix goes: key.removeprefix('module.') or key[len('module.'):] after startswith"
+            ),
             [k.replace("module.", "") for k in prefixed],
         ),
         (
-            "str.lstrip('module.') strips any run of the characters m, o, d, u, l, e and '.', "
-            "not the word: 'module.decoder.weight' loses 'de' too. Use key.removeprefix('module.')",
+            _(
+                "str.lstrip('module.') strips any run of the characters m, o, d, u, l, e and '.', "
+                "not the word: 'module.decoder.weight' loses 'de' too. Use key.removeprefix('module.')"
+            ),
             [k.lstrip("module.") for k in prefixed],
         ),
     ]
@@ -802,15 +942,18 @@ def prefix_mistakes(keys: list[str]) -> list[tuple[str, list[str]]]:
 
 def expect_keys(got, expected_keys: list[str], call: str, mistakes=()) -> None:
     if not hasattr(got, "keys"):
-        fail(f"Called {call}.\nIt returned {show(got)}; a dict is asked for.")
+        fail(_("Called {call}.\nIt returned {got}; a dict is asked for.").format(call=call, got=show(got)))
     keys = list(got.keys())
     if keys != expected_keys:
         lines = [
-            f"Called {call}.",
-            f"It returned the keys {keys},",
-            f"but the tests expected {expected_keys}.",
+            _("Called {call}.").format(call=call),
+            _("It returned the keys {keys},\nbut the tests expected {expected}.").format(
+                keys=keys, expected=expected_keys
+            ),
         ]
-        lines += [f"Likely cause: {cause}" for cause, wrong in mistakes if keys == wrong][:1]
+        lines += [
+            _("Likely cause: {cause}").format(cause=cause) for cause, wrong in mistakes if keys == wrong
+        ][:1]
         fail("\n".join(lines))
 
 
@@ -845,15 +988,21 @@ def test_strip_module_prefix_leaves_a_plain_checkpoint_alone():
         call,
         mistakes=[
             (
-                "the first 7 characters were cut from every key, prefix or not; strip only keys that "
-                "start with 'module.'",
+                _(
+                    "the first 7 characters were cut from every key, prefix or not; strip only keys that "
+                    "start with 'module.'"
+                ),
                 [k[len("module.") :] for k in checkpoint],
             )
         ],
     )
     copied = [k for k in checkpoint if got[k] is not checkpoint[k]]
     if copied:
-        fail(f"Called {call}.\nThe tensors of {copied} were replaced or copied; keep the same tensors.")
+        fail(
+            _(
+                "Called {call}.\nThe tensors of {copied} were replaced or copied; keep the same tensors."
+            ).format(call=call, copied=copied)
+        )
 
 
 NAMES = ["module", "modules", "model", "decoder", "embed", "mod", "ule", "0", "1", "weight", "bias", "e"]
@@ -905,7 +1054,7 @@ def test_strip_module_prefix_after_data_parallel_on_two_gpus():
 # (model seed, full batch size): each rank gets half the batch. Local batches of 4, 3 and 5 keep
 # the known wrong answers (x2 for summing ranks, x local batch for a summed loss) apart.
 DDP_CASES = [(0, 8), (1, 6), (2, 10)]
-DDP_CALL = "ddp_gradients(model, inputs_shard, targets_shard) on each of 2 ranks"
+ddp_call = "ddp_gradients(model, inputs_shard, targets_shard) on each of 2 ranks"
 # The full-batch mean and DDP's mean of two half-batch means add the same float32 numbers in a
 # different order: they agree to a few ulps, not bit for bit.
 DDP_RTOL, DDP_ATOL = 1e-4, 1e-6
@@ -944,16 +1093,25 @@ def ddp_rank(rank: int, world_size: int, cases, own_start: bool):
 
 def expect_grads(got, expected: dict, mistakes: dict, call: str) -> None:
     if not isinstance(got, dict):
-        fail(f"Called {call}.\nIt returned {got}; a dict {{parameter name: gradient}} is asked for.")
+        fail(
+            _("Called {call}.\nIt returned {got}; a dict {{parameter name: gradient}} is asked for.").format(
+                call=call, got=got
+            )
+        )
     if sorted(got) != sorted(expected):
         prefix = all(k.startswith("module.") for k in got)
         fail(
-            f"Called {call}.\nIt returned the keys {list(got)}, expected {list(expected)}.\n"
+            _("Called {call}.\nIt returned the keys {keys}, expected {expected}.").format(
+                call=call, keys=list(got), expected=list(expected)
+            )
+            + "\n"
             + (
-                "Likely cause: these are the DDP wrapper's names, which start with 'module.'; iterate "
-                "over the model you were given (model.named_parameters())."
+                _(
+                    "Likely cause: these are the DDP wrapper's names, which start with 'module.'; iterate "
+                    "over the model you were given (model.named_parameters())."
+                )
                 if prefix
-                else "Return {name: p.grad for name, p in model.named_parameters()}."
+                else _("Return `{{name: p.grad for name, p in model.named_parameters()}}`.").format()
             )
         )
     for name in expected:
@@ -969,7 +1127,7 @@ def expect_grads(got, expected: dict, mistakes: dict, call: str) -> None:
 
 def run_ddp(tmp_path, cases, own_start: bool):
     # DistributedDataParallel's first use imports torch._dynamo (a second): once here, not per rank.
-    return run_ranks(ddp_rank, cases, own_start, tmp_path=tmp_path, call=DDP_CALL, preload=["torch._dynamo"])
+    return run_ranks(ddp_rank, cases, own_start, tmp_path=tmp_path, call=ddp_call, preload=["torch._dynamo"])
 
 
 @exercise("ddp_gradients")
@@ -985,28 +1143,33 @@ def test_ddp_gradients_on_every_rank_equal_the_full_batch_gradient(tmp_path):
             summed_loss = {k: v * (rows // 2) for k, v in full.items()}
             mistakes = [
                 (
-                    "the gradients are twice the full-batch gradient: they were summed over the 2 ranks, "
-                    "not averaged. DistributedDataParallel averages for you; a hand-written all_reduce "
-                    "must divide by dist.get_world_size()",
+                    _(
+                        "the gradients are twice the full-batch gradient: they were summed over the 2 ranks, "
+                        "not averaged. DistributedDataParallel averages for you; a hand-written all_reduce "
+                        "must divide by dist.get_world_size()"
+                    ),
                     {k: 2 * v for k, v in full.items()},
                 ),
                 (
-                    "each rank kept the gradient of its own shard: nothing was averaged across ranks. "
-                    "Wrap the model, DistributedDataParallel(model), and run the forward pass through "
-                    "the wrapper: its backward() all-reduces the gradients",
+                    _(
+                        "each rank kept the gradient of its own shard: nothing was averaged across ranks. "
+                        "Wrap the model, DistributedDataParallel(model), and run the forward pass through "
+                        "the wrapper: its backward() all-reduces the gradients"
+                    ),
                     local,
                 ),
                 (
-                    "the loss was summed over the shard (reduction='sum'); mse_loss's default mean "
-                    "makes the average over ranks equal the full batch's mean gradient",
+                    _(
+                        "the loss was summed over the shard (reduction='sum'); mse_loss's default mean "
+                        "makes the average over ranks equal the full batch's mean gradient"
+                    ),
                     summed_loss,
                 ),
-                ("the rank's own summed loss, never averaged: use DDP and the mean loss", local_sum),
+                (_("the rank's own summed loss, never averaged: use DDP and the mean loss"), local_sum),
             ]
             got = results[rank][case][0]
-            expect_grads(
-                got, full, mistakes, f"{DDP_CALL}, batch of {rows} rows (case {case}), on rank {rank}"
-            )
+            call = f"{ddp_call}, batch of {rows} rows (case {case}), on rank {rank}"
+            expect_grads(got, full, mistakes, call)
 
 
 @exercise("ddp_gradients")
@@ -1015,27 +1178,31 @@ def test_ddp_gradients_start_every_replica_from_rank_0s_weights(tmp_path):
     results = run_ddp(tmp_path, [(seed, rows)], own_start=True)
     start = [mlp(seed + 100 * rank) for rank in range(2)]
     inputs, targets = regression_data(seed, rows)
-    call = f"{DDP_CALL}, where rank 1 built its model from a different seed than rank 0"
+    call = f"{ddp_call}, where rank 1 built its model from a different seed than rank 0"
     for rank in range(2):  # first the weights on every rank: a gradient at the wrong weights follows
         params = results[rank][0][1]
         own = {name: p.detach() for name, p in start[rank].named_parameters()}
         for name, p in start[0].named_parameters():
             if not torch.equal(params[name], p.detach()):
-                fail(
-                    f"Called {call}.\nAfterwards rank {rank}'s {name} differs from rank 0's initial value"
-                    + (
-                        ": it kept its own initial weights.\nLikely cause: the model was never wrapped in "
-                        "DistributedDataParallel (gradients averaged by hand, or not at all, leave each "
-                        "replica at its own start). DistributedDataParallel(model) broadcasts rank 0's "
-                        "parameters and buffers to every rank when it is built, so all replicas start "
-                        "equal and, with averaged gradients, stay equal."
-                        if torch.equal(params[name], own[name])
-                        else "."
+                kept_own = torch.equal(params[name], own[name])
+                message = (
+                    _(
+                        "Called {call}.\nAfterwards rank {rank}'s {name} differs from rank 0's initial "
+                        "value: it kept its own initial weights.\nLikely cause: the model was never "
+                        "wrapped in DistributedDataParallel (gradients averaged by hand, or not at all, "
+                        "leave each replica at its own start). DistributedDataParallel(model) broadcasts "
+                        "rank 0's parameters and buffers to every rank when it is built, so all replicas "
+                        "start equal and, with averaged gradients, stay equal."
+                    )
+                    if kept_own
+                    else _(
+                        "Called {call}.\nAfterwards rank {rank}'s {name} differs from rank 0's initial value."
                     )
                 )
+                fail(message.format(call=call, rank=rank, name=name))
     expected = mse_grads(start[0], inputs, targets)
     for rank in range(2):
-        expect_grads(results[rank][0][0], expected, [], f"{call}; on rank {rank}")
+        expect_grads(results[rank][0][0], expected, [], call=f"{call}; on rank {rank}")
 
 
 # --- shard_loader -----------------------------------------------------------------------------
@@ -1058,13 +1225,16 @@ def call_shard_loader(*args, **kwargs):
     try:
         return dv.shard_loader(*args, **kwargs)
     except ValueError as err:
-        if "process group" not in str(err):
+        if "init_process_group" not in str(err):  # asked the default process group, which is absent
             raise
         error = err
+    call = f"shard_loader(..., num_replicas={kwargs.get('num_replicas')}, rank={kwargs.get('rank')})"
     fail(
-        f"Called shard_loader(..., num_replicas={kwargs.get('num_replicas')}, rank={kwargs.get('rank')}) "
-        f"with no process group.\nIt raised ValueError: {error}\nLikely cause: DistributedSampler asks "
-        "the process group only for what it is not given; pass num_replicas=num_replicas and rank=rank on."
+        _(
+            "Called {call} with no process group.\nIt raised ValueError: {error}\nLikely cause: "
+            "DistributedSampler asks the process group only for what it is not given; pass "
+            "num_replicas=num_replicas and rank=rank on."
+        ).format(call=call, error=error)
     )
 
 
@@ -1089,17 +1259,32 @@ def expect_shards(shards: list[list[int]], size: int, epoch: int, seed: int, cal
     for rank, shard in enumerate(shards):
         if len(shard) == size != share:
             fail(
-                f"Called {call}.\nRank {rank} read all {size} items; each rank should read {share}.\n"
-                "Likely cause: the DataLoader has no DistributedSampler (shuffle=True alone reads the "
-                "whole dataset on every rank); pass sampler=DistributedSampler(...)."
+                _(
+                    "Called {call}.\nRank {rank} read all {size} items; each rank should read {share}.\n"
+                    "Likely cause: the DataLoader has no DistributedSampler (shuffle=True alone reads the "
+                    "whole dataset on every rank); pass sampler=DistributedSampler(...)."
+                ).format(call=call, rank=rank, size=size, share=share)
             )
         if len(shard) != share:
             fail(
-                f"Called {call}.\nRank {rank} read {len(shard)} items, {shard}; expected {share} "
-                f"(ceil({size} / {world_size}))."
+                _(
+                    "Called {call}.\nRank {rank} read {count} items, {shard}; expected {share} "
+                    "(ceil({size} / {world_size}))."
+                ).format(
+                    call=call,
+                    rank=rank,
+                    count=len(shard),
+                    shard=shard,
+                    share=share,
+                    size=size,
+                    world_size=world_size,
+                )
                 + (
-                    "\nLikely cause: drop_last=True drops the tail so that the shares come out even; "
-                    "keep the default drop_last=False, which pads instead and loses no item."
+                    "\n"
+                    + _(
+                        "Likely cause: drop_last=True drops the tail so that the shares come out even; "
+                        "keep the default drop_last=False, which pads instead and loses no item."
+                    )
                     if len(shard) == size // world_size
                     else ""
                 )
@@ -1108,30 +1293,40 @@ def expect_shards(shards: list[list[int]], size: int, epoch: int, seed: int, cal
     # With at least one item per rank, the padded order never gives two ranks the same shard.
     if 1 < world_size <= size and all(shard == shards[0] for shard in shards):
         fail(
-            f"Called {call}.\nEvery rank read the same items, {shards[0]}.\nLikely cause: no rank offset: "
-            "each rank must take its own slice (DistributedSampler does, given rank) of one shuffled "
-            "order that is the same on every rank (the same seed and epoch)."
+            _(
+                "Called {call}.\nEvery rank read the same items, {shard}.\nLikely cause: no rank offset: "
+                "each rank must take its own slice (DistributedSampler does, given rank) of one shuffled "
+                "order that is the same on every rank (the same seed and epoch)."
+            ).format(call=call, shard=shards[0])
         )
     if missing:
         fail(
-            f"Called {call}.\nThe ranks read {shards} together and never item(s) {missing}; with "
-            f"{padding} item(s) read twice to even out the shares, every item is read at least once.\n"
-            "Likely cause: the ranks shuffled differently, so their slices overlap; every rank must use "
-            "the same seed (and the same epoch). Only the rank picks the slice."
+            _(
+                "Called {call}.\nThe ranks read {shards} together and never item(s) {missing}; with "
+                "{padding} item(s) read twice to even out the shares, every item is read at least once.\n"
+                "Likely cause: the ranks shuffled differently, so their slices overlap; every rank must use "
+                "the same seed (and the same epoch). Only the rank picks the slice."
+            ).format(call=call, shards=shards, missing=missing, padding=padding)
         )
     expected = [reference_shard(size, epoch, seed, world_size, rank) for rank in range(world_size)]
     if shards != expected:
-        fail(
-            f"Called {call}.\nThe shards are {shards}; DistributedSampler(dataset, num_replicas, rank, "
-            f"shuffle=True, seed={seed}) after set_epoch({epoch}) gives {expected}.\nLikely cause: "
-            + (
-                "set_epoch(epoch) was not called, so every epoch repeats epoch 0's order."
-                if shards == [reference_shard(size, 0, seed, world_size, r) for r in range(world_size)]
-                else "the order does not come from one DistributedSampler(dataset, num_replicas, rank, "
+        cause = (
+            _("set_epoch(epoch) was not called, so every epoch repeats epoch 0's order.")
+            if shards == [reference_shard(size, 0, seed, world_size, r) for r in range(world_size)]
+            else _(
+                "the order does not come from one DistributedSampler(dataset, num_replicas, rank, "
                 "shuffle=True, seed=seed) shuffle after set_epoch(epoch): no DistributedSampler "
                 "(DataLoader(shuffle=True) or a permutation of your own instead), or not the same seed "
                 "on every rank."
             )
+        )
+        fail(
+            _(
+                "Called {call}.\nThe shards are {shards}; DistributedSampler(dataset, num_replicas, rank, "
+                "shuffle=True, seed={seed}) after set_epoch({epoch}) gives {expected}."
+            ).format(call=call, shards=shards, seed=seed, epoch=epoch, expected=expected)
+            + "\n"
+            + _("Likely cause: {cause}").format(cause=cause)
         )
 
 
@@ -1164,15 +1359,20 @@ def test_shard_loader_reshuffles_every_epoch_the_same_way_on_every_call():
     call = "shard_loader(dataset of 16 items, 4, epoch, num_replicas=2, rank=0) for epochs 0, 1, 2"
     if orders[0] == orders[1] == orders[2]:
         fail(
-            f"Called {call}.\nEvery epoch gave the same order, {orders[0]}.\n"
-            "Likely cause: sampler.set_epoch(epoch) was not called. DistributedSampler seeds its shuffle "
-            "with seed + epoch; without set_epoch every epoch replays epoch 0."
+            _(
+                "Called {call}.\nEvery epoch gave the same order, {order}.\n"
+                "Likely cause: sampler.set_epoch(epoch) was not called. DistributedSampler seeds its shuffle "
+                "with seed + epoch; without set_epoch every epoch replays epoch 0."
+            ).format(call=call, order=orders[0])
         )
-    if order(1) != orders[1]:
+    again = order(1)
+    if again != orders[1]:
         fail(
-            f"Called {call}.\nEpoch 1 gave {orders[1]}, then {order(1)} when asked again.\n"
-            "Likely cause: the shuffle depends on something other than seed and epoch (the global RNG?); "
-            "ranks must agree on it without talking to each other."
+            _(
+                "Called {call}.\nEpoch 1 gave {first}, then {again} when asked again.\n"
+                "Likely cause: the shuffle depends on something other than seed and epoch (the global RNG?); "
+                "ranks must agree on it without talking to each other."
+            ).format(call=call, first=orders[1], again=again)
         )
 
 
