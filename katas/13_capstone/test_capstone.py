@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from katas._harness.i18n import _
+from katas._harness.i18n import N_, _
 from katas._harness.testing import expect_close, expect_float, expect_tensor_close, fail, show
 
 exercise = pytest.mark.exercise
@@ -32,7 +32,7 @@ def first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [""])[0]
 
 
-HARD_CODED_CUDA = (
+HARD_CODED_CUDA = N_(
     "a hard-coded device ('cuda'): this machine has no GPU. Take the device from the model, "
     "device = next(model.parameters()).device, and move each batch there with .to(device)"
 )
@@ -49,8 +49,9 @@ def on_any_machine(fn, *args, call: str):
             raise
         error = err
     fail(
-        f"Called {call}.\nIt raised {type(error).__name__}: {first_line(error)}\n"
-        f"Likely cause: {HARD_CODED_CUDA}."
+        _("Called {call}.\nIt raised {type}: {first}\nLikely cause: {cause}.").format(
+            call=call, type=type(error).__name__, first=first_line(error), cause=_(HARD_CODED_CUDA)
+        )
     )
 
 
@@ -67,29 +68,41 @@ def arm_residual(points: torch.Tensor, phase: torch.Tensor, turns: float) -> tor
 
 def expect_spiral_shapes(points, labels, n: int, *, call: str) -> None:
     if not (isinstance(points, torch.Tensor) and isinstance(labels, torch.Tensor)):
-        fail(f"Called {call}.\nIt gave {show(points)} and {show(labels)}; two tensors are asked for.")
+        fail(
+            _("Called {call}.\nIt gave {points} and {labels}; two tensors are asked for.").format(
+                call=call, points=show(points), labels=show(labels)
+            )
+        )
     if tuple(points.shape) != (2 * n, 2) or points.dtype != torch.float32:
         fail(
-            f"Called {call}.\nThe points are {tuple(points.shape)} {points.dtype}; the tests expected "
-            f"({2 * n}, 2) torch.float32: one row (x, y) per point, both classes stacked."
+            _(
+                "Called {call}.\nThe points are {shape} {dtype}; the tests expected ({rows}, 2) "
+                "torch.float32: one row (x, y) per point, both classes stacked."
+            ).format(call=call, shape=tuple(points.shape), dtype=points.dtype, rows=2 * n)
         )
     expected = torch.arange(2).repeat_interleave(n)
     if labels.dtype != torch.int64:
         fail(
-            f"Called {call}.\nThe labels are {labels.dtype}; F.cross_entropy wants int64 class indices "
-            "(torch.long), 0 and 1."
+            _(
+                "Called {call}.\nThe labels are {dtype}; F.cross_entropy wants int64 class indices "
+                "(torch.long), 0 and 1."
+            ).format(call=call, dtype=labels.dtype)
         )
     if tuple(labels.shape) != (2 * n,) or not torch.equal(labels, expected):
         counts = [int((labels == k).sum()) for k in (0, 1)]
         cause = (
-            f"the labels are not balanced ({counts[0]} zeros, {counts[1]} ones): each class has exactly "
-            "n_per_class points, so label them with torch.arange(2).repeat_interleave(n_per_class)"
+            _(
+                "the labels are not balanced ({zeros} zeros, {ones} ones): each class has exactly "
+                "n_per_class points, so label them with torch.arange(2).repeat_interleave(n_per_class)"
+            ).format(zeros=counts[0], ones=counts[1])
             if counts != [n, n]
-            else "the rows are out of order: all of class 0 first, then all of class 1"
+            else _("the rows are out of order: all of class 0 first, then all of class 1")
         )
         fail(
-            f"Called {call}.\nThe labels are {show(labels)}; the tests expected {n} zeros then {n} ones.\n"
-            f"Likely cause: {cause}."
+            _(
+                "Called {call}.\nThe labels are {labels}; the tests expected {n} zeros then {n} ones.\n"
+                "Likely cause: {cause}."
+            ).format(call=call, labels=show(labels), n=n, cause=cause)
         )
 
 
@@ -98,14 +111,18 @@ def expect_on_the_arms(points, labels, turns: float, *, call: str) -> None:
     radius = points.detach().double().norm(dim=1)
     if radius.min() < 0.2 - 1e-5 or radius.max() > 1 + 1e-5:
         fail(
-            f"Called {call}.\nThe radii run from {radius.min():.4f} to {radius.max():.4f}; with noise=0 "
-            "they should lie in [0.2, 1).\nLikely cause: draw r = 0.2 + 0.8 * torch.rand(..., "
-            "generator=generator) and place the point at r * (cos a, sin a)."
+            _(
+                "Called {call}.\nThe radii run from {low} to {high}; with noise=0 they should lie in "
+                "[0.2, 1).\nLikely cause: draw r = 0.2 + 0.8 * torch.rand(..., generator=generator) and "
+                "place the point at r * (cos a, sin a)."
+            ).format(call=call, low=f"{radius.min():.4f}", high=f"{radius.max():.4f}")
         )
     if len(radius) >= 20 and radius.max() - radius.min() < 0.4:
         fail(
-            f"Called {call}.\nEvery radius is between {radius.min():.4f} and {radius.max():.4f}: "
-            "the points sit on a ring, not along a spiral. Draw each radius uniformly in [0.2, 1)."
+            _(
+                "Called {call}.\nEvery radius is between {low} and {high}: the points sit on a ring, "
+                "not along a spiral. Draw each radius uniformly in [0.2, 1)."
+            ).format(call=call, low=f"{radius.min():.4f}", high=f"{radius.max():.4f}")
         )
     # float32 coordinates: the recovered angle is good to ~1e-5 rad; a wrong arm is off by ~pi.
     tolerance = 1e-3
@@ -117,18 +134,28 @@ def expect_on_the_arms(points, labels, turns: float, *, call: str) -> None:
     class0_fine = own[~ones].max() <= tolerance if (~ones).any() else True
     if class0_fine and len(same_phase) and same_phase.max() <= tolerance:
         fail(
-            f"Called {call}.\nThe points of class 1 lie on class 0's arm: both spirals have the same "
-            "phase, so they coincide instead of interleaving.\nLikely cause: add pi * label to the "
-            "angle: class 1 is class 0 turned by half a turn."
+            _(
+                "Called {call}.\nThe points of class 1 lie on class 0's arm: both spirals have the same "
+                "phase, so they coincide instead of interleaving.\nLikely cause: add pi * label to the "
+                "angle: class 1 is class 0 turned by half a turn."
+            ).format(call=call)
         )
     i = int(own.argmax())
     r = float(radius[i])
     expected_angle = 2 * math.pi * turns * r + math.pi * int(labels[i])
     fail(
-        f"Called {call}.\nPoint {i}, {show(points[i])} with label {int(labels[i])}, is not on its arm: at "
-        f"radius r = {r:.4f} the angle should be 2*pi*turns*r + pi*label = {expected_angle:.4f} "
-        "(modulo 2*pi).\nLikely cause: the angle must grow with the radius; check the formula "
-        "(and use radians)."
+        _(
+            "Called {call}.\nPoint {i}, {point} with label {label}, is not on its arm: at radius "
+            "r = {r} the angle should be 2*pi*turns*r + pi*label = {angle} (modulo 2*pi).\nLikely "
+            "cause: the angle must grow with the radius; check the formula (and use radians)."
+        ).format(
+            call=call,
+            i=i,
+            point=show(points[i]),
+            label=int(labels[i]),
+            r=f"{r:.4f}",
+            angle=f"{expected_angle:.4f}",
+        )
     )
 
 
@@ -178,20 +205,22 @@ def test_make_spirals_scatters_the_points_by_the_noise(noise):
             distance_to_arms(points, torch.ones_like(labels), 1.25),
         )
         if rms < 0.1 * noise:
-            cause = "the noise is missing: add noise * torch.randn(points.shape, generator=generator)"
+            cause = _("the noise is missing: add noise * torch.randn(points.shape, generator=generator)")
         elif 0.5 * noise <= nearest.square().mean().sqrt().item() <= 1.5 * noise:
-            cause = (
+            cause = _(
                 "the points lie on a spiral arm, but not all on their own class's: class c's arm is "
                 "turned by pi * c (both classes on one arm, or labels that do not match the rows)"
             )
         else:
-            cause = (
+            cause = _(
                 "scale a standard normal draw, noise * torch.randn(..., generator=generator): "
                 "noise is the standard deviation of each coordinate's offset"
             )
         fail(
-            f"Called {call}.\nThe points are on average {rms:.4f} away from their arm; with "
-            f"noise={noise} the tests expected about {noise}.\nLikely cause: {cause}."
+            _(
+                "Called {call}.\nThe points are on average {rms} away from their arm; with "
+                "noise={noise} the tests expected about {noise}.\nLikely cause: {cause}."
+            ).format(call=call, rms=f"{rms:.4f}", noise=noise, cause=cause)
         )
 
 
@@ -208,15 +237,18 @@ def test_make_spirals_draws_only_from_the_given_generator():
     expect_spiral_shapes(*first, 50, call=call)
     if not torch.equal(first[0], second[0]):
         fail(
-            f"Called {call} twice, after torch.manual_seed(1) and after torch.manual_seed(2).\n"
-            "The points differ, so they depend on the global RNG.\nLikely cause: a random call "
-            "without generator=generator; pass it to torch.rand and to torch.randn."
+            _(
+                "Called {call} twice, after torch.manual_seed(1) and after torch.manual_seed(2).\n"
+                "The points differ, so they depend on the global RNG.\nLikely cause: a random call "
+                "without generator=generator; pass it to torch.rand and to torch.randn."
+            ).format(call=call)
         )
     if torch.equal(first[0], other[0]):
         fail(
-            f"Called {call} and make_spirals(50, 0.05, torch.Generator().manual_seed(8)).\n"
-            "Both gave the same points: the generator's seed changes nothing.\nLikely cause: draw "
-            "from the generator passed in, not from a new one."
+            _(
+                "Called {call} and {other_call}.\nBoth gave the same points: the generator's seed "
+                "changes nothing.\nLikely cause: draw from the generator passed in, not from a new one."
+            ).format(call=call, other_call="make_spirals(50, 0.05, torch.Generator().manual_seed(8))")
         )
 
 
@@ -227,21 +259,32 @@ def all_items(dataset, call: str):
     try:
         length = len(dataset)
     except TypeError as err:
-        fail(f"Called len({call}).\nIt raised TypeError: {first_line(err)}\nImplement __len__.")
+        fail(
+            _("Called len({call}).\nIt raised TypeError: {first}\nImplement __len__.").format(
+                call=call, first=first_line(err)
+            )
+        )
     items = [dataset[i] for i in range(length)]
     for i, item in enumerate(items):
         if not (isinstance(item, tuple) and len(item) == 2):
-            fail(f"Called {call}[{i}].\nIt returned {show(item)}; the tests expected a (point, label) tuple.")
+            fail(
+                _(
+                    "Called {call}[{i}].\nIt returned {item}; the tests expected a (point, label) tuple."
+                ).format(call=call, i=i, item=show(item))
+            )
         point, label = item
         if not isinstance(point, torch.Tensor) or tuple(point.shape) != (2,) or point.dtype != torch.float32:
             fail(
-                f"Called {call}[{i}].\nThe point is {show(point)}; "
-                "a float32 tensor of shape (2,) is asked for."
+                _(
+                    "Called {call}[{i}].\nThe point is {point}; a float32 tensor of shape (2,) is asked for."
+                ).format(call=call, i=i, point=show(point))
             )
         if not isinstance(label, torch.Tensor) or label.shape != () or label.dtype != torch.int64:
             fail(
-                f"Called {call}[{i}].\nThe label is {show(label)}; an int64 scalar tensor is asked for "
-                "(index the int64 labels tensor: labels[i]), so that batches feed F.cross_entropy."
+                _(
+                    "Called {call}[{i}].\nThe label is {label}; an int64 scalar tensor is asked for "
+                    "(index the int64 labels tensor: labels[i]), so that batches feed F.cross_entropy."
+                ).format(call=call, i=i, label=show(label))
             )
     return items
 
@@ -254,13 +297,19 @@ def test_spiral_dataset_serves_every_point_of_both_classes(n, seed):
     items = all_items(dataset, call)
     if len(items) != 2 * n:
         cause = (
-            "\nLikely cause: __len__ counts one class only; both classes together hold 2 * n_per_class."
+            "\n"
+            + _("Likely cause: __len__ counts one class only; both classes together hold 2 * n_per_class.")
             if len(items) == n
             else ""
         )
-        fail(f"Called len({call}).\nIt returned {len(items)}; the tests expected {2 * n}.{cause}")
-    points = torch.stack([point for point, _ in items])
-    labels = torch.stack([label for _, label in items])
+        fail(
+            _("Called len({call}).\nIt returned {length}; the tests expected {expected}.").format(
+                call=call, length=len(items), expected=2 * n
+            )
+            + cause
+        )
+    points = torch.stack([point for point, _label in items])
+    labels = torch.stack([label for _point, label in items])
     expect_spiral_shapes(points, labels, n, call=call)
     expect_on_the_arms(points, labels, 1.25, call=call)
 
@@ -270,30 +319,37 @@ def test_spiral_dataset_depends_on_its_seed_alone():
     call = "SpiralDataset(n_per_class=20, noise=0.1, seed=3)"
     before = torch.get_rng_state()
     torch.manual_seed(1)
-    first = torch.stack([p for p, _ in all_items(cap.SpiralDataset(20, 0.1, 3), call)])
+    first = torch.stack([p for p, _y in all_items(cap.SpiralDataset(20, 0.1, 3), call)])
     after = torch.get_rng_state()
     torch.manual_seed(2)
-    second = torch.stack([p for p, _ in all_items(cap.SpiralDataset(20, 0.1, 3), call)])
-    other = torch.stack([p for p, _ in all_items(cap.SpiralDataset(20, 0.1, 4), call)])
+    second = torch.stack([p for p, _y in all_items(cap.SpiralDataset(20, 0.1, 3), call)])
+    other = torch.stack([p for p, _y in all_items(cap.SpiralDataset(20, 0.1, 4), call)])
     torch.manual_seed(1)
     untouched = torch.equal(after, torch.get_rng_state())
     torch.set_rng_state(before)
     if not torch.equal(first, second):
         fail(
-            f"Called {call} twice, after torch.manual_seed(1) and after torch.manual_seed(2).\nThe "
-            "points differ: the dataset depends on the global RNG.\nLikely cause: pass "
-            "torch.Generator().manual_seed(seed) to make_spirals."
+            _(
+                "Called {call} twice, after torch.manual_seed(1) and after torch.manual_seed(2).\nThe "
+                "points differ: the dataset depends on the global RNG.\nLikely cause: pass "
+                "torch.Generator().manual_seed(seed) to make_spirals."
+            ).format(call=call)
         )
     if torch.equal(first, other):
         fail(
-            f"Called {call} and SpiralDataset(20, 0.1, seed=4).\nBoth hold the same points: the seed is "
-            "ignored.\nLikely cause: seed the generator you pass to make_spirals with `seed`."
+            _(
+                "Called {call} and SpiralDataset(20, 0.1, seed=4).\nBoth hold the same points: the seed "
+                "is ignored.\nLikely cause: seed the generator you pass to make_spirals with `seed`."
+            ).format(call=call)
         )
     if not untouched:
         fail(
-            f"Called {call}.\nAfterwards the global RNG was in another state: the dataset reseeded or "
-            "drew from it, which changes every later random draw of the program (weight init, dropout).\n"
-            "Likely cause: torch.manual_seed(seed) inside __init__; seed a torch.Generator of your own."
+            _(
+                "Called {call}.\nAfterwards the global RNG was in another state: the dataset reseeded or "
+                "drew from it, which changes every later random draw of the program (weight init, "
+                "dropout).\nLikely cause: torch.manual_seed(seed) inside __init__; seed a torch.Generator "
+                "of your own."
+            ).format(call=call)
         )
 
 
@@ -302,14 +358,20 @@ def test_spiral_dataset_feeds_a_dataloader():
     call = "DataLoader(SpiralDataset(n_per_class=10, noise=0.05, seed=0), batch_size=8)"
     loader = DataLoader(cap.SpiralDataset(10, 0.05, 0), batch_size=8)
     batches = list(loader)
-    sizes = [len(labels) for _, labels in batches]
+    sizes = [len(labels) for _points, labels in batches]
     if sizes != [8, 8, 4]:
-        fail(f"Iterated {call}.\nThe batches hold {sizes} samples; the tests expected [8, 8, 4].")
+        fail(
+            _("Iterated {call}.\nThe batches hold {sizes} samples; the tests expected [8, 8, 4].").format(
+                call=call, sizes=sizes
+            )
+        )
     points, labels = batches[0]
     if tuple(points.shape) != (8, 2) or points.dtype != torch.float32 or labels.dtype != torch.int64:
         fail(
-            f"Iterated {call}.\nThe first batch is {tuple(points.shape)} {points.dtype} points and "
-            f"{labels.dtype} labels; the tests expected (8, 2) torch.float32 and torch.int64."
+            _(
+                "Iterated {call}.\nThe first batch is {shape} {dtype} points and {label_dtype} labels; "
+                "the tests expected (8, 2) torch.float32 and torch.int64."
+            ).format(call=call, shape=tuple(points.shape), dtype=points.dtype, label_dtype=labels.dtype)
         )
 
 
@@ -327,23 +389,34 @@ def test_build_model_maps_points_to_two_logits_through_three_linear_layers(hidde
     torch.manual_seed(seed)
     model = cap.build_model(hidden)
     if not isinstance(model, nn.Module):
-        fail(f"Called {call}.\nIt returned {show(model)}; an nn.Module is asked for.")
+        fail(
+            _("Called {call}.\nIt returned {model}; an nn.Module is asked for.").format(
+                call=call, model=show(model)
+            )
+        )
     expected = [(hidden, 2), (hidden,), (hidden, hidden), (hidden,), (2, hidden), (2,)]
     got = shapes_of(model)
     if got != expected:
         cause = ""
         if got[-2:] == [(1, hidden), (1,)]:
-            cause = (
-                "\nLikely cause: one output unit. Two classes need two logits, one per class, "
-                "for F.cross_entropy."
+            cause = "\n" + _(
+                "Likely cause: one output unit. Two classes need two logits, one per class, for "
+                "F.cross_entropy."
             )
         fail(
-            f"Called {call}.\nIts parameters have the shapes {got}; the tests expected {expected}: "
-            f"Linear(2, {hidden}), Linear({hidden}, {hidden}), Linear({hidden}, 2).{cause}"
+            _(
+                "Called {call}.\nIts parameters have the shapes {got}; the tests expected {expected}: "
+                "Linear(2, {hidden}), Linear({hidden}, {hidden}), Linear({hidden}, 2)."
+            ).format(call=call, got=got, expected=expected, hidden=hidden)
+            + cause
         )
     out = model(torch.randn(batch, 2))
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (batch, 2):
-        fail(f"Called {call}(x) with x of shape ({batch}, 2).\nIt returned {show(out)}; shape ({batch}, 2).")
+        fail(
+            _(
+                "Called {call}(x) with x of shape ({batch}, 2).\nIt returned {out}; shape ({batch}, 2)."
+            ).format(call=call, batch=batch, out=show(out))
+        )
 
 
 @exercise("build_model")
@@ -357,17 +430,21 @@ def test_build_model_is_nonlinear_and_returns_raw_logits():
     # An affine map sends the midpoint to the mean of the images, up to float32 round-off.
     if torch.allclose(middle, ends, atol=1e-5):
         fail(
-            "Called model = build_model(16), then compared model((a + b) / 2) with "
-            "(model(a) + model(b)) / 2.\n"
-            "They are equal: the model is an affine map. Likely cause: no nonlinearity between the "
-            "Linear layers; stacked Linear layers collapse to one, and a straight line cannot separate "
-            "two spirals. Add nn.Tanh() (or nn.ReLU()) after the first two layers."
+            _(
+                "Called model = build_model(16), then compared model((a + b) / 2) with "
+                "(model(a) + model(b)) / 2.\n"
+                "They are equal: the model is an affine map. Likely cause: no nonlinearity between the "
+                "Linear layers; stacked Linear layers collapse to one, and a straight line cannot "
+                "separate two spirals. Add nn.Tanh() (or nn.ReLU()) after the first two layers."
+            )
         )
     if torch.allclose(out.sum(dim=1), torch.ones(len(out)), atol=1e-5) and (out >= 0).all():
         fail(
-            "Called build_model(16)(x).\nEvery row of the output sums to 1: the model ends with a softmax.\n"
-            "Likely cause: return raw logits; F.cross_entropy applies log_softmax itself, and a softmax "
-            "before it squashes the gradients."
+            _(
+                "Called build_model(16)(x).\nEvery row of the output sums to 1: the model ends with a "
+                "softmax.\nLikely cause: return raw logits; F.cross_entropy applies log_softmax itself, "
+                "and a softmax before it squashes the gradients."
+            )
         )
 
 
@@ -384,14 +461,18 @@ def test_build_model_draws_its_initial_weights_from_the_global_rng():
     same = [torch.equal(p, q) for p, q in zip(first.parameters(), again.parameters(), strict=True)]
     if not all(same):
         fail(
-            "Called torch.manual_seed(1); build_model(8) twice.\nThe weights differ: the model does not "
-            "draw from the global RNG the caller seeded."
+            _(
+                "Called torch.manual_seed(1); build_model(8) twice.\nThe weights differ: the model does "
+                "not draw from the global RNG the caller seeded."
+            )
         )
     if all(torch.equal(p, q) for p, q in zip(first.parameters(), other.parameters(), strict=True)):
         fail(
-            "Called build_model(8) after torch.manual_seed(1) and after torch.manual_seed(2).\nBoth models "
-            "have the same weights. Likely cause: build_model seeds the RNG itself; leave seeding to the "
-            "caller (run_experiment seeds once, before building)."
+            _(
+                "Called build_model(8) after torch.manual_seed(1) and after torch.manual_seed(2).\nBoth "
+                "models have the same weights. Likely cause: build_model seeds the RNG itself; leave "
+                "seeding to the caller (run_experiment seeds once, before building)."
+            )
         )
 
 
@@ -430,22 +511,30 @@ def expect_batches_on_the_model_device(run, *, call: str) -> None:
         error = err
     else:
         if not probe.seen:
-            fail(f"Called {call}.\nIt never called the model on a batch.")
+            fail(_("Called {call}.\nIt never called the model on a batch.").format(call=call))
     if error is not None:
         cuda = "cuda" in str(error).lower()
         cause = (
-            HARD_CODED_CUDA
+            _(HARD_CODED_CUDA)
             if cuda
-            else "the batch and the model are on different devices: move each batch to "
-            "next(model.parameters()).device"
+            else _(
+                "the batch and the model are on different devices: move each batch to "
+                "next(model.parameters()).device"
+            )
         )
-        fail(f"Called {call}.\nIt raised {type(error).__name__}: {first_line(error)}\nLikely cause: {cause}.")
+        fail(
+            _("Called {call}.\nIt raised {type}: {first}\nLikely cause: {cause}.").format(
+                call=call, type=type(error).__name__, first=first_line(error), cause=cause
+            )
+        )
     if probe.seen and probe.seen[0].type != "meta":
         fail(
-            f"Called {call}.\nThe first batch reached the model on {probe.seen[0]}, but the model lives on "
-            "meta (another device; on a real machine, a GPU).\nLikely cause: a hard-coded device or no "
-            ".to() at all. Take device = next(model.parameters()).device and move each batch there: the "
-            "same code then runs on a CPU, a GPU or anything else."
+            _(
+                "Called {call}.\nThe first batch reached the model on {device}, but the model lives on "
+                "meta (another device; on a real machine, a GPU).\nLikely cause: a hard-coded device or "
+                "no .to() at all. Take device = next(model.parameters()).device and move each batch "
+                "there: the same code then runs on a CPU, a GPU or anything else."
+            ).format(call=call, device=probe.seen[0])
         )
 
 
@@ -475,16 +564,18 @@ def test_evaluate_accuracy_counts_correct_predictions_over_all_samples(n, batch_
         call=call,
         mistakes=[
             (
-                "the mean of the per-batch accuracies: the short last batch then weighs as much as a "
-                "full one; count correct predictions and samples over the whole loader, divide once",
+                _(
+                    "the mean of the per-batch accuracies: the short last batch then weighs as much as a "
+                    "full one; count correct predictions and samples over the whole loader, divide once"
+                ),
                 per_batch,
             ),
             (
-                "you returned the number of correct predictions; divide by the number of samples",
+                _("you returned the number of correct predictions; divide by the number of samples"),
                 hits.sum().item(),
             ),
             (
-                "you returned the error rate; the accuracy is the fraction predicted correctly",
+                _("you returned the error rate; the accuracy is the fraction predicted correctly"),
                 1 - hits.mean().item(),
             ),
         ],
@@ -558,7 +649,7 @@ def test_evaluate_accuracy_runs_without_autograd():
     call = "evaluate_accuracy(model, loader) on 20 samples in batches of 8"
     on_any_machine(cap.evaluate_accuracy, model, DataLoader(TensorDataset(x, y), batch_size=8), call=call)
     if not model.grad_enabled:
-        fail(f"Called {call}.\nIt never called the model.")
+        fail(_("Called {call}.\nIt never called the model.").format(call=call))
     if any(model.grad_enabled):
         fail(
             _(
@@ -631,25 +722,31 @@ def save_half_then_crash(real_save):
                 out.write(half)
         else:
             f.write(half)
-        raise SimulatedCrash("No space left on device (simulated, after half the file)")
+        raise SimulatedCrash(_("No space left on device (simulated, after half the file)"))
 
     return save
 
 
 def load_checkpoint_file(path, *, call: str) -> dict:
     if not os.path.exists(path):
-        fail(f"Called {call}.\nThere is no file at {path}.")
+        fail(_("Called {call}.\nThere is no file at {path}.").format(call=call, path=path))
     try:
         checkpoint = torch.load(path, weights_only=True)
     except Exception as err:
         error = err
     else:
         if not isinstance(checkpoint, dict):
-            fail(f"Called {call}.\nThe file holds {type(checkpoint).__name__}; a dict is asked for.")
+            fail(
+                _("Called {call}.\nThe file holds {type}; a dict is asked for.").format(
+                    call=call, type=type(checkpoint).__name__
+                )
+            )
         return checkpoint
     fail(
-        f"Called {call}.\ntorch.load(path, weights_only=True) failed: {type(error).__name__}: "
-        f"{first_line(error)}\nSave state_dicts, numbers and lists only, never whole objects."
+        _(
+            "Called {call}.\ntorch.load(path, weights_only=True) failed: {type}: {first}\nSave "
+            "state_dicts, numbers and lists only, never whole objects."
+        ).format(call=call, type=type(error).__name__, first=first_line(error))
     )
 
 
@@ -669,14 +766,16 @@ def same_tensors(a, b: dict) -> bool:
     return isinstance(a, dict) and a.keys() == b.keys() and all(torch.equal(a[k], v) for k, v in b.items())
 
 
-OPTIMIZER_LOST = (
+OPTIMIZER_LOST = N_(
     "the optimizer state is missing or stale: Adam's step count and moment estimates (exp_avg, exp_avg_sq) "
     "would start from zero after resuming, so the run takes other steps. Save optimizer.state_dict()."
 )
 RNG_LOST = {
-    "torch": "torch's global RNG (it draws the dropout masks): save torch.get_rng_state()",
-    "loader": "the loader's generator (it decides the shuffling order of the next epochs): save "
-    "loader.generator.get_state(), or None when loader.generator is None",
+    "torch": N_("torch's global RNG (it draws the dropout masks): save torch.get_rng_state()"),
+    "loader": N_(
+        "the loader's generator (it decides the shuffling order of the next epochs): save "
+        "loader.generator.get_state(), or None when loader.generator is None"
+    ),
 }
 
 
@@ -704,22 +803,43 @@ def expect_checkpoint(got: dict, expected: dict, *, call: str) -> None:
     keys = {"model", "optimizer", "epoch", "losses", "rng"}
     if got.keys() != keys:
         missing = sorted(keys - got.keys())
-        cause = f"\nLikely cause: {OPTIMIZER_LOST}" if "optimizer" in missing else ""
+        cause = (
+            "\n" + _("Likely cause: {cause}").format(cause=_(OPTIMIZER_LOST))
+            if "optimizer" in missing
+            else ""
+        )
         fail(
-            f"Called {call}.\nThe checkpoint has the keys {sorted(got)}; the tests expected {sorted(keys)} "
-            f"(missing: {missing}).{cause}"
+            _(
+                "Called {call}.\nThe checkpoint has the keys {got}; the tests expected {expected} "
+                "(missing: {missing})."
+            ).format(call=call, got=sorted(got), expected=sorted(keys), missing=missing)
+            + cause
         )
     if not same_tensors(got["model"], expected["model"]):
-        fail(f"Called {call}.\ncheckpoint['model'] is not model.state_dict() at the time of the save.")
+        fail(
+            _(
+                "Called {call}.\ncheckpoint['model'] is not model.state_dict() at the time of the save."
+            ).format(call=call)
+        )
     if not same_optimizer_state(got["optimizer"], expected["optimizer"]):
         fail(
-            f"Called {call}.\ncheckpoint['optimizer'] is not optimizer.state_dict().\n"
-            f"Likely cause: {OPTIMIZER_LOST}"
+            _(
+                "Called {call}.\ncheckpoint['optimizer'] is not optimizer.state_dict().\n"
+                "Likely cause: {cause}"
+            ).format(call=call, cause=_(OPTIMIZER_LOST))
         )
     if got["epoch"] != expected["epoch"] or got["losses"] != expected["losses"]:
         fail(
-            f"Called {call}.\nThe checkpoint holds epoch={show(got['epoch'])}, losses={show(got['losses'])}; "
-            f"the tests expected epoch={expected['epoch']}, losses={show(expected['losses'])}."
+            _(
+                "Called {call}.\nThe checkpoint holds epoch={epoch}, losses={losses}; the tests expected "
+                "epoch={expected_epoch}, losses={expected_losses}."
+            ).format(
+                call=call,
+                epoch=show(got["epoch"]),
+                losses=show(got["losses"]),
+                expected_epoch=expected["epoch"],
+                expected_losses=show(expected["losses"]),
+            )
         )
     rng = got["rng"] if isinstance(got["rng"], dict) else {}
     for key, what in RNG_LOST.items():
@@ -727,9 +847,11 @@ def expect_checkpoint(got: dict, expected: dict, *, call: str) -> None:
         same = value is None if want is None else isinstance(value, torch.Tensor) and torch.equal(value, want)
         if not same:
             fail(
-                f"Called {call}.\ncheckpoint['rng'][{key!r}] is {show(value)}, not the state at the save.\n"
-                f"Likely cause: without the RNG states a resumed run draws other random numbers than the "
-                f"uninterrupted one. Save {what}."
+                _(
+                    "Called {call}.\ncheckpoint['rng'][{key}] is {value}, not the state at the save.\n"
+                    "Likely cause: without the RNG states a resumed run draws other random numbers than "
+                    "the uninterrupted one. Save {what}."
+                ).format(call=call, key=repr(key), value=show(value), what=_(what))
             )
 
 
@@ -752,12 +874,16 @@ def test_save_training_state_writes_everything_a_resumed_run_needs(tmp_path):
     expect_checkpoint(load_checkpoint_file(path, call=call), expected, call=call)
     names = sorted(p.name for p in tmp_path.iterdir())
     if names != ["ckpt.pt"]:
-        fail(f"Called {call}.\nThe directory holds {names}; rename the temporary file onto the path.")
+        fail(
+            _("Called {call}.\nThe directory holds {names}; rename the temporary file onto the path.").format(
+                call=call, names=names
+            )
+        )
 
 
 @exercise("save_training_state")
 def test_save_training_state_accepts_a_loader_without_a_generator(tmp_path):
-    model, optimizer, _ = trained_state()
+    model, optimizer, _loader = trained_state()
     loader = DataLoader(TensorDataset(torch.randn(4, 2), torch.zeros(4, dtype=torch.long)), batch_size=2)
     path = tmp_path / "ckpt.pt"
     call = "save_training_state(path, model, optimizer, DataLoader(dataset, batch_size=2), 1, [0.7])"
@@ -769,9 +895,11 @@ def test_save_training_state_accepts_a_loader_without_a_generator(tmp_path):
         error = None
     if error is not None:
         fail(
-            f"Called {call}.\nIt raised AttributeError: {first_line(error)}\nLikely cause: this loader has "
-            "no generator (loader.generator is None: it shuffles with the global RNG, or not at all); "
-            "store None for it."
+            _(
+                "Called {call}.\nIt raised AttributeError: {first}\nLikely cause: this loader has no "
+                "generator (loader.generator is None: it shuffles with the global RNG, or not at all); "
+                "store None for it."
+            ).format(call=call, first=first_line(error))
         )
     expect_checkpoint(
         load_checkpoint_file(path, call=call),
@@ -794,8 +922,10 @@ def test_save_training_state_keeps_the_previous_checkpoint_when_the_save_crashes
         pass
     else:
         fail(
-            f"Called {call}.\nIt returned normally: the error was swallowed, so the training loop believes "
-            "the checkpoint was saved. Clean up, then re-raise."
+            _(
+                "Called {call}.\nIt returned normally: the error was swallowed, so the training loop "
+                "believes the checkpoint was saved. Clean up, then re-raise."
+            ).format(call=call)
         )
     if not path.exists() or path.read_bytes() != old:
         state = _("is gone") if not path.exists() else _("was overwritten by a half-written file")
@@ -829,7 +959,11 @@ def fresh_process(seed: int = 999):
 
 def resume_result(result, *, call: str) -> tuple[int, list[float]]:
     if not (isinstance(result, tuple) and len(result) == 2):
-        fail(f"Called {call}.\nIt returned {show(result)}; a tuple (epoch, losses) is asked for.")
+        fail(
+            _("Called {call}.\nIt returned {result}; a tuple (epoch, losses) is asked for.").format(
+                call=call, result=show(result)
+            )
+        )
     return result
 
 
@@ -846,23 +980,36 @@ def test_resume_training_restores_model_and_optimizer_and_returns_epoch_and_loss
     if epoch != 3 or type(epoch) is not int:
         cause = ""
         if epoch in (2, 4):
-            cause = (
-                "\nLikely cause: off by one. The checkpoint counts completed epochs: return it unchanged, "
+            cause = "\n" + _(
+                "Likely cause: off by one. The checkpoint counts completed epochs: return it unchanged, "
                 "and the next epoch to train is epoch + 1; anything else repeats or skips an epoch."
             )
-        fail(f"Called {call}.\nThe epoch is {show(epoch)}; the tests expected 3 (an int).{cause}")
+        fail(
+            _("Called {call}.\nThe epoch is {epoch}; the tests expected 3 (an int).").format(
+                call=call, epoch=show(epoch)
+            )
+            + cause
+        )
     if list(losses) != [0.7, 0.5, 0.4]:
-        fail(f"Called {call}.\nThe losses are {show(losses)}; the tests expected the saved [0.7, 0.5, 0.4].")
+        fail(
+            _(
+                "Called {call}.\nThe losses are {losses}; the tests expected the saved [0.7, 0.5, 0.4]."
+            ).format(call=call, losses=show(losses))
+        )
     if not same_tensors(fresh_model.state_dict(), model.state_dict()):
         fail(
-            f"Called {call}.\nThe model's weights differ from the saved ones: "
-            "model.load_state_dict(checkpoint['model'])."
+            _(
+                "Called {call}.\nThe model's weights differ from the saved ones: "
+                "model.load_state_dict(checkpoint['model'])."
+            ).format(call=call)
         )
     if not same_optimizer_state(fresh_optimizer.state_dict(), optimizer.state_dict()):
         fail(
-            f"Called {call}.\nThe optimizer differs from the saved one.\nLikely cause: the optimizer state "
-            "was not restored: optimizer.load_state_dict(checkpoint['optimizer']); without it Adam's "
-            "moments start from zero and the resumed run takes other steps."
+            _(
+                "Called {call}.\nThe optimizer differs from the saved one.\nLikely cause: the optimizer "
+                "state was not restored: optimizer.load_state_dict(checkpoint['optimizer']); without it "
+                "Adam's moments start from zero and the resumed run takes other steps."
+            ).format(call=call)
         )
 
 
@@ -878,15 +1025,19 @@ def test_resume_training_restores_both_random_number_generators(tmp_path):
     got = {"torch": torch.rand(4), "loader": ids_of_tiny(fresh_loader)}
     if not torch.equal(got["torch"], expected["torch"]):
         fail(
-            f"Called {call}.\nAfterwards torch.rand(4) gives {show(got['torch'])}, but at the save it was "
-            f"about to give {show(expected['torch'])}.\nLikely cause: torch's global RNG (dropout masks) "
-            "was not restored: torch.set_rng_state(checkpoint['rng']['torch'])."
+            _(
+                "Called {call}.\nAfterwards torch.rand(4) gives {got}, but at the save it was about to "
+                "give {expected}.\nLikely cause: torch's global RNG (dropout masks) was not restored: "
+                "torch.set_rng_state(checkpoint['rng']['torch'])."
+            ).format(call=call, got=show(got["torch"]), expected=show(expected["torch"]))
         )
     if got["loader"] != expected["loader"]:
         fail(
-            f"Called {call}.\nThe next epoch visits the samples in the order {got['loader']}, but the run "
-            f"that was saved would have used {expected['loader']}.\nLikely cause: the loader's generator "
-            "was not restored: loader.generator.set_state(checkpoint['rng']['loader'])."
+            _(
+                "Called {call}.\nThe next epoch visits the samples in the order {got}, but the run that "
+                "was saved would have used {expected}.\nLikely cause: the loader's generator was not "
+                "restored: loader.generator.set_state(checkpoint['rng']['loader'])."
+            ).format(call=call, got=got["loader"], expected=expected["loader"])
         )
 
 
@@ -922,13 +1073,15 @@ def test_resume_training_loads_a_gpu_checkpoint_onto_a_cpu_model(tmp_path):
         error = None
     if error is not None:
         fail(
-            f"Called {call}.\nIt raised {type(error).__name__}: {first_line(error)}\nLikely cause: load with "
-            "torch.load(path, map_location='cpu', weights_only=True). Without map_location the tensors go "
-            "back to the GPU they came from; the RNG states must be CPU tensors anyway, and "
-            "load_state_dict copies the weights onto the model's own device."
+            _(
+                "Called {call}.\nIt raised {type}: {first}\nLikely cause: load with "
+                "torch.load(path, map_location='cpu', weights_only=True). Without map_location the tensors "
+                "go back to the GPU they came from; the RNG states must be CPU tensors anyway, and "
+                "load_state_dict copies the weights onto the model's own device."
+            ).format(call=call, type=type(error).__name__, first=first_line(error))
         )
     if not same_tensors(fresh_model.state_dict(), model.state_dict()):
-        fail(f"Called {call}.\nThe model's weights differ from the saved ones.")
+        fail(_("Called {call}.\nThe model's weights differ from the saved ones.").format(call=call))
 
 
 # --- fit ------------------------------------------------------------------------------------------
@@ -940,10 +1093,16 @@ class Interrupted(Exception):
 
 def losses_of(result, epochs: int, *, call: str) -> list[float]:
     if not isinstance(result, list) or not all(isinstance(v, float) for v in result):
-        fail(f"Called {call}.\nIt returned {show(result)}; a list of floats, one per epoch, is asked for.")
+        fail(
+            _("Called {call}.\nIt returned {result}; a list of floats, one per epoch, is asked for.").format(
+                call=call, result=show(result)
+            )
+        )
     if len(result) != epochs:
         fail(
-            f"Called {call}.\nIt returned {len(result)} losses, {show(result)}; the tests expected {epochs}."
+            _("Called {call}.\nIt returned {count} losses, {result}; the tests expected {epochs}.").format(
+                call=call, count=len(result), result=show(result), epochs=epochs
+            )
         )
     return result
 
@@ -962,39 +1121,52 @@ def test_fit_writes_a_checkpoint_after_every_epoch(tmp_path):
         seen.append((epoch, loss, checkpoint))
 
     history = losses_of(cap.fit(model, optimizer, loader, 3, path, on_epoch_end), 3, call=call)
-    epochs = [epoch for epoch, _, _ in seen]
+    epochs = [epoch for epoch, _loss, _checkpoint in seen]
     if epochs != [1, 2, 3]:
         fail(
-            f"Called {call}.\non_epoch_end was called for the epochs {epochs}; the tests expected [1, 2, 3]."
+            _(
+                "Called {call}.\non_epoch_end was called for the epochs {epochs}; the tests expected "
+                "[1, 2, 3]."
+            ).format(call=call, epochs=epochs)
         )
     for epoch, loss, checkpoint in seen:
         held = (checkpoint or {}).get("epoch"), (checkpoint or {}).get("losses")
         if held != (epoch, history[:epoch]):
             found = (
-                "there was no checkpoint at path yet"
+                _("there was no checkpoint at path yet")
                 if checkpoint is None
-                else f"the checkpoint held epoch={show(held[0])} and losses={show(held[1])}"
+                else _("the checkpoint held epoch={epoch} and losses={losses}").format(
+                    epoch=show(held[0]), losses=show(held[1])
+                )
             )
-            cause = (
+            cause = _(
                 "save a checkpoint after every epoch (not only at the end), and call on_epoch_end after "
                 "the save, so that an interruption never loses a finished epoch."
             )
             if held[0] == epoch - 1 and held[1] == history[:epoch]:
-                cause = (
-                    f"off by one: the checkpoint's epoch counts completed epochs, so after epoch {epoch} "
-                    f"(numbered from 1) store {epoch}; a resumed run continues with the next one."
-                )
+                cause = _(
+                    "off by one: the checkpoint's epoch counts completed epochs, so after epoch {epoch} "
+                    "(numbered from 1) store {epoch}; a resumed run continues with the next one."
+                ).format(epoch=epoch)
             fail(
-                f"Called {call}.\nWhen on_epoch_end({epoch}, ...) ran, {found}; the tests expected epoch="
-                f"{epoch} and losses={show(history[:epoch])}.\nLikely cause: {cause}"
+                _(
+                    "Called {call}.\nWhen on_epoch_end({epoch}, ...) ran, {found}; the tests expected "
+                    "epoch={epoch} and losses={losses}.\nLikely cause: {cause}"
+                ).format(call=call, epoch=epoch, found=found, losses=show(history[:epoch]), cause=cause)
             )
         if loss != history[epoch - 1]:
             fail(
-                f"Called {call}.\non_epoch_end({epoch}, {loss}) got another loss than the returned "
-                f"history's {history[epoch - 1]}."
+                _(
+                    "Called {call}.\non_epoch_end({epoch}, {loss}) got another loss than the returned "
+                    "history's {expected}."
+                ).format(call=call, epoch=epoch, loss=loss, expected=history[epoch - 1])
             )
     if not same_tensors(seen[-1][2].get("model"), model.state_dict()):
-        fail(f"Called {call}.\nThe last checkpoint's weights are not the final weights of the model.")
+        fail(
+            _("Called {call}.\nThe last checkpoint's weights are not the final weights of the model.").format(
+                call=call
+            )
+        )
 
 
 def run_interrupted(path, epochs: int, stop: int) -> list[int]:
@@ -1005,16 +1177,17 @@ def run_interrupted(path, epochs: int, stop: int) -> list[int]:
     def on_epoch_end(epoch, loss):
         finished.append(epoch)
         if epoch == stop:
-            raise Interrupted(f"job killed after epoch {epoch}")
+            raise Interrupted(_("job killed after epoch {epoch}").format(epoch=epoch))
 
     try:
         cap.fit(model, optimizer, loader, epochs, path, on_epoch_end)
     except Interrupted:
         return finished
     fail(
-        f"Called fit(..., epochs={epochs}, path, on_epoch_end), whose on_epoch_end raises after "
-        f"epoch {stop}.\n"
-        "It returned normally: let the exception out (a killed job does not come back)."
+        _(
+            "Called {call}, whose on_epoch_end raises after epoch {stop}.\nIt returned normally: let the "
+            "exception out (a killed job does not come back)."
+        ).format(call=f"fit(..., epochs={epochs}, path, on_epoch_end)", stop=stop)
     )
 
 
@@ -1040,32 +1213,40 @@ def test_fit_resumed_after_an_interruption_matches_an_uninterrupted_run_exactly(
         model, optimizer, loader, epochs, path, lambda epoch, loss: resumed_epochs.append(epoch)
     )
     if resumed_epochs != [3, 4]:
-        cause = "it should continue after the last completed epoch"
+        cause = _("it should continue after the last completed epoch")
         if resumed_epochs[:1] == [1]:
-            cause = (
+            cause = _(
                 "it started again at epoch 1, ignoring the checkpoint: if path exists, resume_training "
                 "from it first"
             )
         elif resumed_epochs[:1] == [stop]:
-            cause = (
-                f"it repeated epoch {stop}, which the checkpoint had already finished: the checkpoint's "
+            cause = _(
+                "it repeated epoch {stop}, which the checkpoint had already finished: the checkpoint's "
                 "epoch counts completed epochs, so continue with epoch + 1"
+            ).format(stop=stop)
+        fail(
+            _("Called {call}.\nThe resumed run trained the epochs {epochs}, not [3, 4]: {cause}.").format(
+                call=call, epochs=resumed_epochs, cause=cause
             )
-        fail(f"Called {call}.\nThe resumed run trained the epochs {resumed_epochs}, not [3, 4]: {cause}.")
+        )
     if isinstance(resumed, list) and len(resumed) == epochs - stop:
         fail(
-            f"Called {call}.\nIt returned {show(resumed)}, the losses of epochs 3 and 4 only.\nLikely cause: "
-            "start from the losses resume_training returns, so that the history covers every epoch."
+            _(
+                "Called {call}.\nIt returned {resumed}, the losses of epochs 3 and 4 only.\nLikely cause: "
+                "start from the losses resume_training returns, so that the history covers every epoch."
+            ).format(call=call, resumed=show(resumed))
         )
     resumed = losses_of(resumed, epochs, call=call)
     changed = [k for k, v in straight_state.items() if not torch.equal(model.state_dict()[k], v)]
     if resumed != straight or changed:
         fail(
-            f"Called {call}.\nThe resumed run ended with the losses {show(resumed)} and the uninterrupted "
-            f"one with {show(straight)}; the weights {changed} differ.\nA resumed run must repeat the "
-            "uninterrupted one bit for bit. Something was not saved or restored exactly: the model, the "
-            "optimizer state, torch's RNG (dropout) or the loader's generator (shuffling); the "
-            "save_training_state and resume_training tests name which."
+            _(
+                "Called {call}.\nThe resumed run ended with the losses {resumed} and the uninterrupted "
+                "one with {straight}; the weights {changed} differ.\nA resumed run must repeat the "
+                "uninterrupted one bit for bit. Something was not saved or restored exactly: the model, "
+                "the optimizer state, torch's RNG (dropout) or the loader's generator (shuffling); the "
+                "save_training_state and resume_training tests name which."
+            ).format(call=call, resumed=show(resumed), straight=show(straight), changed=changed)
         )
 
 
@@ -1082,11 +1263,17 @@ def test_fit_on_a_finished_run_trains_no_further(tmp_path):
     again = cap.fit(model, optimizer, loader, 2, path, lambda epoch, loss: calls.append(epoch))
     if calls:
         fail(
-            f"Called {call}.\nIt trained the epochs {calls} again.\nLikely cause: resume from the checkpoint "
-            "when path exists; its epoch says 2 epochs are done already."
+            _(
+                "Called {call}.\nIt trained the epochs {epochs} again.\nLikely cause: resume from the "
+                "checkpoint when path exists; its epoch says 2 epochs are done already."
+            ).format(call=call, epochs=calls)
         )
     if again != history:
-        fail(f"Called {call}.\nIt returned {show(again)}; the saved history is {show(history)}.")
+        fail(
+            _("Called {call}.\nIt returned {again}; the saved history is {history}.").format(
+                call=call, again=show(again), history=show(history)
+            )
+        )
 
 
 # --- run_experiment -------------------------------------------------------------------------------
@@ -1138,8 +1325,10 @@ CALL = f"run_experiment(workdir, seed={SEED}, epochs={EPOCHS})"
 def only_model(recorder, call: str) -> nn.Module:
     if len(recorder.models) != 1:
         fail(
-            f"Called {call}.\nIt built {len(recorder.models)} models with build_model; the tests expected "
-            "exactly one: build the model with build_model(64), once."
+            _(
+                "Called {call}.\nIt built {count} models with build_model; the tests expected exactly "
+                "one: build the model with build_model(64), once."
+            ).format(call=call, count=len(recorder.models))
         )
     return recorder.models[0]
 
@@ -1149,17 +1338,21 @@ def test_run_experiment_reaches_95_percent_held_out_accuracy(experiment):
     accuracy = expect_float(experiment.accuracy, call=CALL)
     if accuracy < 0.95:
         fail(
-            f"Called {CALL}.\nThe held-out accuracy is {accuracy:.3f}; the tests expected at least 0.95 "
-            f"within {EPOCHS} epochs (about {EPOCHS * 10} Adam steps, under a second on a laptop CPU).\n"
-            "Likely causes: settings other than the docstring's (Adam lr=0.01, batch_size=32, "
-            "build_model(64)), a model without nonlinearities, or a training loop that does not train "
-            "(the train_one_epoch tests say more)."
+            _(
+                "Called {call}.\nThe held-out accuracy is {accuracy}; the tests expected at least 0.95 "
+                "within {epochs} epochs (about {steps} Adam steps, under a second on a laptop CPU).\n"
+                "Likely causes: settings other than the docstring's (Adam lr=0.01, batch_size=32, "
+                "build_model(64)), a model without nonlinearities, or a fit that does not train (it should "
+                "call the given train_one_epoch once per epoch; the fit tests say more)."
+            ).format(call=CALL, accuracy=f"{accuracy:.3f}", epochs=EPOCHS, steps=EPOCHS * 10)
         )
     checkpoint = load_checkpoint_file(experiment.workdir / "checkpoint.pt", call=CALL)
     if checkpoint.get("epoch") != EPOCHS:
         fail(
-            f"Called {CALL}.\nworkdir / 'checkpoint.pt' holds epoch={show(checkpoint.get('epoch'))}; "
-            f"after the run it should say {EPOCHS}."
+            _(
+                "Called {call}.\nworkdir / 'checkpoint.pt' holds epoch={epoch}; after the run it should "
+                "say {epochs}."
+            ).format(call=CALL, epoch=show(checkpoint.get("epoch")), epochs=EPOCHS)
         )
 
 
@@ -1174,22 +1367,30 @@ def test_run_experiment_measures_accuracy_on_the_held_out_points(experiment):
     model = only_model(experiment.recorder, CALL)
     dataset = cap.SpiralDataset(n_per_class=200, noise=0.05, seed=SEED)
     train_loader, test_loader = cap.split_loaders(dataset, 0.25, 32, SEED)
-    test_points = torch.cat([x for x, _ in test_loader])
-    test_labels = torch.cat([y for _, y in test_loader])
-    train_points = torch.cat([x for x, _ in train_loader])
+    test_points = torch.cat([x for x, _y in test_loader])
+    test_labels = torch.cat([y for _x, y in test_loader])
+    train_points = torch.cat([x for x, _y in train_loader])
     if not experiment.recorder.eval_inputs:
-        fail(f"Called {CALL}.\nThe model never predicted in eval mode: evaluate it with evaluate_accuracy.")
+        fail(
+            _(
+                "Called {call}.\nThe model never predicted in eval mode: evaluate it with evaluate_accuracy."
+            ).format(call=CALL)
+        )
     seen = sorted_rows(torch.cat(experiment.recorder.eval_inputs))
     if seen.shape == train_points.shape and torch.equal(seen, sorted_rows(train_points)):
         fail(
-            f"Called {CALL}.\nThe accuracy was measured on the training set: those are the points the model "
-            "learned, so the number says nothing about new data. Evaluate on the test loader."
+            _(
+                "Called {call}.\nThe accuracy was measured on the training set: those are the points the "
+                "model learned, so the number says nothing about new data. Evaluate on the test loader."
+            ).format(call=CALL)
         )
     if seen.shape != test_points.shape or not torch.equal(seen, sorted_rows(test_points)):
         fail(
-            f"Called {CALL}.\nThe model was evaluated on {len(seen)} points, not on the "
-            f"{len(test_points)} held out by split_loaders(dataset, 0.25, 32, seed). Use the docstring's "
-            "settings and evaluate once, on the test loader."
+            _(
+                "Called {call}.\nThe model was evaluated on {seen} points, not on the {held_out} held out "
+                "by split_loaders(dataset, 0.25, 32, seed). Use the docstring's settings and evaluate once, "
+                "on the test loader."
+            ).format(call=CALL, seen=len(seen), held_out=len(test_points))
         )
     with torch.no_grad():
         expected = (model.eval()(test_points).argmax(dim=1) == test_labels).float().mean().item()
@@ -1204,13 +1405,17 @@ def test_run_experiment_called_again_resumes_and_trains_no_further(experiment):
     model = only_model(recorder, call)
     if recorder.train_calls:
         fail(
-            f"Called {call}.\nThe model ran {recorder.train_calls} forward passes in training mode: it "
-            "trained again.\nLikely cause: fit must resume from workdir / 'checkpoint.pt', whose epoch says "
-            "the run is done."
+            _(
+                "Called {call}.\nThe model ran {count} forward passes in training mode: it trained "
+                "again.\nLikely cause: fit must resume from workdir / 'checkpoint.pt', whose epoch says the "
+                "run is done."
+            ).format(call=call, count=recorder.train_calls)
         )
     if not same_tensors(model.state_dict(), first.state_dict()):
         fail(
-            f"Called {call}.\nThe model's weights differ from the finished run's: load them from the "
-            "checkpoint."
+            _(
+                "Called {call}.\nThe model's weights differ from the finished run's: load them from the "
+                "checkpoint."
+            ).format(call=call)
         )
     expect_close(expect_float(accuracy, call=call), experiment.accuracy, call=call)
