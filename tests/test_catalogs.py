@@ -43,9 +43,10 @@ def po_messages(domain: str, language: str) -> dict[str, object]:
 # --- English prose: two plain English words in one stretch between Chinese, code taken out -
 
 # A plain word: letters only, lower case after the first letter (CamelCase, snake_case,
-# dotted names, calls and ACRONYMS are code); one letter alone is a variable's name.
-PLAIN_WORD = re.compile(r"[(\[\"']?[A-Za-z][a-z]+(?:'[a-z]+)?[)\]\"',.;:!?]*")
-CODE_WORDS = {"None", "True", "False"}
+# dotted names, calls, bracketed names and ACRONYMS are code); one letter alone is a
+# variable's name; None, nan and the like are values.
+PLAIN_WORD = re.compile(r"[\"']?[A-Za-z][a-z]+(?:'[a-z]+)?[\"',.;:!?]*")
+CODE_WORDS = {"none", "true", "false", "nan", "inf"}
 # A word that is English prose even alone between Chinese.
 PROSE_WORDS = {
     "the", "and", "with", "is", "are", "of", "to", "but", "not", "was", "were", "that", "this", "from",
@@ -69,9 +70,9 @@ def english_prose(line: str) -> list[str]:
         words = [
             token
             for token in segment.split()
-            if PLAIN_WORD.fullmatch(token) and token.strip("()[]\"',.;:!?") not in CODE_WORDS
+            if PLAIN_WORD.fullmatch(token) and token.strip("\"',.;:!?").lower() not in CODE_WORDS
         ]
-        bare = [word.strip("()[]\"',.;:!?").lower() for word in words]
+        bare = [word.strip("\"',.;:!?").lower() for word in words]
         if len(words) >= 2 or any(word in PROSE_WORDS for word in bare):
             found.append(" ".join(words))
     return found
@@ -235,6 +236,8 @@ def in_code_context(node: ast.AST, up: dict[ast.AST, ast.AST]) -> bool:
             if any(isinstance(t, ast.Name) and "call" in t.id for t in targets):
                 return True
         if isinstance(parent, ast.Expr) and isinstance(child, ast.Constant):  # a docstring
+            return True
+        if isinstance(parent, ast.Compare):  # a library's error text matched with `in`
             return True
         if isinstance(parent, (ast.FunctionDef, ast.ClassDef)) and child in parent.decorator_list:
             return True
