@@ -735,6 +735,53 @@ def test_leaky_clamp_backward_multiplies_grad_output_by_the_local_slope():
     )
 
 
+def gradcheck_cause(x: torch.Tensor, slope: float) -> str:
+    """Which mistake the learner's backward makes, found by running it with a known grad_output."""
+    upstream = torch.arange(2.0, 2.0 + x.numel(), dtype=x.dtype)  # distinct, none equal to 1
+    t = x.clone().requires_grad_()
+    try:
+        (grad,) = torch.autograd.grad((dg.LeakyClamp.apply(t, slope) * upstream).sum(), [t])
+    except RuntimeError:
+        grad = None
+    inside = x.abs() <= 1
+    local = torch.where(inside, torch.ones_like(x), torch.full_like(x, slope))
+    candidates = [
+        (
+            local * upstream,
+            N_(
+                "backward itself is right (grad_output times 1 inside [-1, 1], times slope outside), "
+                "so forward is what disagrees: outside [-1, 1] it must continue from ±1 with slope "
+                "`slope` (the forward test shows where)."
+            ),
+        ),
+        (
+            local,
+            N_(
+                "grad_output was not used: backward returned the local derivative alone "
+                "(chain rule: return grad_output * local derivative)."
+            ),
+        ),
+        (
+            torch.where(inside, torch.full_like(x, slope), torch.ones_like(x)) * upstream,
+            N_("the slope sits in the wrong region: the derivative is 1 inside [-1, 1] and slope outside."),
+        ),
+        (
+            torch.where(inside, upstream, torch.zeros_like(x)),
+            N_(
+                "outside [-1, 1] the gradient is 0, plain clamp's derivative: it must be grad_output * slope."
+            ),
+        ),
+    ]
+    if grad is not None:
+        for expected, cause in candidates:
+            if grad.shape == expected.shape and torch.allclose(grad, expected, rtol=1e-6, atol=1e-9):
+                return _(cause)
+    return _(
+        "your backward returns none of grad_output * (1 inside [-1, 1], slope outside), the local "
+        "derivative alone, or the slopes swapped: print grad_output and your result for one x."
+    )
+
+
 @exercise("LeakyClamp")
 @given(
     values=st.lists(
@@ -754,10 +801,8 @@ def test_leaky_clamp_passes_gradcheck_in_float64(values, slope):
         problem = _(
             "It failed: your backward disagrees with the finite differences of your forward.\n{err}\nThe "
             "numerical Jacobian comes from forward, the analytical one from backward (a row per input "
-            "element, a column per output element).\nLikely causes: backward forgot to multiply by "
-            "grad_output (then a row repeats one value), the slope sits in the wrong region, or forward "
-            "and backward disagree about the formula."
-        ).format(err=err)
+            "element, a column per output element).\nLikely cause: {cause}"
+        ).format(err=err, cause=gradcheck_cause(x.detach(), slope))
     except RuntimeError as err:
         if "incorrect number of gradients" not in str(err):
             raise

@@ -203,7 +203,7 @@ class _LeakyClamp(torch.autograd.Function):
         return torch.where(x.abs() <= 1, grad_output, ctx.slope * grad_output), None
 
 
-@mutant(KATA, "LeakyClamp", says="grad_output was not used")
+@mutant(KATA, "LeakyClamp", says="grad_output was not used", everywhere=True)
 class LeakyClampForgetsGradOutput(_LeakyClamp):
     """backward returns the local derivative without multiplying by grad_output (chain rule)."""
 
@@ -239,7 +239,7 @@ class LeakyClampCtxAttribute(_LeakyClamp):
         return torch.where(ctx.x.abs() <= 1, grad_output, ctx.slope * grad_output), None
 
 
-@mutant(KATA, "LeakyClamp", says="plain clamp's derivative")
+@mutant(KATA, "LeakyClamp", says="plain clamp's derivative", everywhere=True)
 class LeakyClampPlainClampBackward(_LeakyClamp):
     """backward uses clamp's derivative (0 outside [-1, 1]) and forgets the slope."""
 
