@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from katas._harness.i18n import N_, _
 from katas._harness.testing import fail, show
 
 exercise = pytest.mark.exercise
@@ -106,7 +107,7 @@ class CrashesWhenPickled:
     """An object whose pickling fails, after the tensors before it were written."""
 
     def __reduce__(self):
-        raise SimulatedCrash("simulated crash while pickling")
+        raise SimulatedCrash(_("simulated crash while pickling"))
 
 
 def save_as_if_on_cuda(obj, path) -> None:
@@ -130,11 +131,13 @@ def tampered_file(path, marker) -> None:
 def expect_code_did_not_run(marker, *, call: str) -> None:
     if marker.exists():
         fail(
-            f"Called {call} on a file holding a pickled object whose unpickling calls "
-            f"os.mkdir({marker.name!r}).\nThe directory now exists: loading ran the attacker's code.\n"
-            "Likely cause: torch.load(..., weights_only=False) unpickles anything, and unpickling can "
-            "call any function. Pass weights_only=True: it accepts only tensors, containers and "
-            "numbers, and raises on anything else."
+            _(
+                "Called {call} on a file holding a pickled object whose unpickling calls "
+                "os.mkdir({marker}).\nThe directory now exists: loading ran the attacker's code.\n"
+                "Likely cause: torch.load(..., weights_only=False) unpickles anything, and unpickling can "
+                "call any function. Pass weights_only=True: it accepts only tensors, containers and "
+                "numbers, and raises on anything else."
+            ).format(call=call, marker=repr(marker.name))
         )
 
 
@@ -152,15 +155,20 @@ def call_refusing(fn, *args, call: str):
         other = None
     if other is not None:
         fail(
-            f"Called {call} on a file that hides code in a pickle.\nIt raised {type(other).__name__}: "
-            f"{other}\nbut the tests expected pickle.UnpicklingError, the error torch.load(..., "
-            "weights_only=True) raises for such a file: let it through unchanged, callers catch that type."
+            _(
+                "Called {call} on a file that hides code in a pickle.\nIt raised {error_type}: "
+                "{error}\nbut the tests expected pickle.UnpicklingError, the error torch.load(..., "
+                "weights_only=True) raises for such a file: let it through unchanged, callers catch "
+                "that type."
+            ).format(call=call, error_type=type(other).__name__, error=other)
         )
     fail(
-        f"Called {call} on a file that hides code in a pickle.\nIt returned {show(result)} instead of "
-        "raising.\nLikely cause: weights_only=True raises pickle.UnpicklingError on such a file; let "
-        "that error reach the caller (do not catch it and return None), and never fall back to "
-        "weights_only=False."
+        _(
+            "Called {call} on a file that hides code in a pickle.\nIt returned {result} instead of "
+            "raising.\nLikely cause: weights_only=True raises pickle.UnpicklingError on such a file; let "
+            "that error reach the caller (do not catch it and return None), and never fall back to "
+            "weights_only=False."
+        ).format(call=call, result=show(result))
     )
 
 
@@ -170,22 +178,35 @@ def differing_keys(got, expected) -> list[str]:
 
 def expect_same_state(got, expected, *, call: str, what: str) -> None:
     if not isinstance(got, dict):
-        fail(f"Called {call}.\nIt gave {type(got).__name__}; {what} should be a dict of tensors.")
+        fail(
+            _("Called {call}.\nIt gave {type}; {what} should be a dict of tensors.").format(
+                call=call, type=type(got).__name__, what=what
+            )
+        )
     missing = [k for k in expected if k not in got]
     extra = [k for k in got if k not in expected]
     if missing or extra:
         buffers = [k for k in missing if "running" in k or "num_batches" in k]
         cause = ""
         if buffers:
-            cause = (
-                "\nLikely cause: the buffers (BatchNorm's running_mean, running_var, num_batches_tracked) "
+            cause = "\n" + _(
+                "Likely cause: the buffers (BatchNorm's running_mean, running_var, num_batches_tracked) "
                 "are missing: you saved the parameters only. model.state_dict() holds parameters "
                 "and buffers; save that."
             )
-        fail(f"Called {call}.\n{what} lacks keys {missing} and has extra keys {extra}.{cause}")
+        fail(
+            _("Called {call}.\n{what} lacks keys {missing} and has extra keys {extra}.").format(
+                call=call, what=what, missing=missing, extra=extra
+            )
+            + cause
+        )
     changed = differing_keys(got, expected)
     if changed:
-        fail(f"Called {call}.\n{what}: the values of {changed} differ from the model's; a copy is exact.")
+        fail(
+            _(
+                "Called {call}.\n{what}: the values of {changed} differ from the model's; a copy is exact."
+            ).format(call=call, what=what, changed=changed)
+        )
 
 
 # --- parameter_shapes --------------------------------------------------------------------------
@@ -195,40 +216,40 @@ def explain_shapes(got, model) -> str:
     """The likely cause when parameter_shapes(model) returned `got` instead of named_parameters."""
     expected = [(name, p.shape) for name, p in model.named_parameters()]
     names = [item[0] for item in got] if all(isinstance(i, tuple) and len(i) == 2 for i in got) else []
-    buffers = [name for name, _ in model.named_buffers()]
+    buffers = [name for name, _buffer in model.named_buffers()]
     frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
     if got and not names:
-        return (
+        return _(
             "return a list of (name, shape) pairs; a dict, or a list of names or shapes alone, is not "
             "one (iterating a dict gives only its keys)"
         )
-    if names and names == [n for n, _ in expected]:
-        kinds = {type(shape).__name__ for _, shape in got}
+    if names and names == [n for n, _shape in expected]:
+        kinds = {type(shape).__name__ for _name, shape in got}
         if kinds != {"Size"}:
-            return (
-                f"the shapes are {sorted(kinds)}, not torch.Size: return param.shape (or param.size()) "
+            return _(
+                "the shapes are {kinds}, not torch.Size: return param.shape (or param.size()) "
                 "as it is; it prints as torch.Size([4, 2]), like the article's output"
-            )
-        return "the shapes differ from the parameters' shapes"
+            ).format(kinds=sorted(kinds))
+        return _("the shapes differ from the parameters' shapes")
     if any(n in names for n in buffers):
-        return (
+        return _(
             "buffers such as BatchNorm's running_mean are in your list: they live in state_dict(), "
             "but they are not parameters; iterate over model.named_parameters()"
         )
-    if any(n.endswith("bias") for n, _ in expected) and not any(n.endswith("bias") for n in names):
-        return "every bias is missing: named_parameters() yields weights and biases, keep them all"
+    if any(n.endswith("bias") for n, _shape in expected) and not any(n.endswith("bias") for n in names):
+        return _("every bias is missing: named_parameters() yields weights and biases, keep them all")
     if frozen and not any(n in names for n in frozen):
-        return (
+        return _(
             "the frozen parameters (requires_grad=False) are missing: they are still parameters, "
             "saved and loaded like the others"
         )
-    return "return [(name, param.shape) for name, param in model.named_parameters()], in that order"
+    return _("return [(name, param.shape) for name, param in model.named_parameters()], in that order")
 
 
 def expect_shapes(got, model, *, call: str) -> None:
     expected = [(name, p.shape) for name, p in model.named_parameters()]
     if got is None:
-        fail(f"Called {call}.\nIt returned None. Did you forget the `return` statement?")
+        fail(_("Called {call}.\nIt returned None. Did you forget the `return` statement?").format(call=call))
     returned, got = got, list(got)
     same = len(got) == len(expected) and all(
         isinstance(item, tuple) and item[0] == name and type(item[1]) is torch.Size and item[1] == shape
@@ -236,8 +257,10 @@ def expect_shapes(got, model, *, call: str) -> None:
     )
     if not same:
         fail(
-            f"Called {call}.\nIt returned {returned!r},\nbut the tests expected {expected!r}.\n"
-            f"Likely cause: {explain_shapes(got, model)}."
+            _(
+                "Called {call}.\nIt returned {got},\nbut the tests expected {expected}.\n"
+                "Likely cause: {cause}."
+            ).format(call=call, got=repr(returned), expected=repr(expected), cause=explain_shapes(got, model))
         )
 
 
@@ -255,7 +278,11 @@ def test_parameter_shapes_of_the_article_simplenet_print_like_the_article():
         "fc2.bias torch.Size([1])",
     ]
     if printed != article:
-        fail(f"Called {call}.\nPrinting each pair gave {printed},\nbut the article prints {article}.")
+        fail(
+            _("Called {call}.\nPrinting each pair gave {printed},\nbut the article prints {article}.").format(
+                call=call, printed=printed, article=article
+            )
+        )
 
 
 @exercise("parameter_shapes")
@@ -303,11 +330,13 @@ def load_plain(path, *, call: str):
     except pickle.UnpicklingError as err:
         refusal = err  # fail below, outside the handler: no chained traceback
     fail(
-        f"Called {call}.\ntorch.load(path, weights_only=True) refused the file:\n"
-        f"  {refused_global(refusal)}\n"
-        "Likely cause: you pickled the whole model (or optimizer) object. That file can only be "
-        "loaded with weights_only=False, which may run arbitrary code, and it breaks when the "
-        "class's code moves or changes. Save model.state_dict() instead: plain names and tensors."
+        _(
+            "Called {call}.\ntorch.load(path, weights_only=True) refused the file:\n"
+            "  UnpicklingError: {refusal}\n"
+            "Likely cause: you pickled the whole model (or optimizer) object. That file can only be "
+            "loaded with weights_only=False, which may run arbitrary code, and it breaks when the "
+            "class's code moves or changes. Save model.state_dict() instead: plain names and tensors."
+        ).format(call=call, refusal=refused_global(refusal))
     )
 
 
@@ -323,12 +352,16 @@ def test_save_weights_round_trips_through_a_fresh_model(tmp_path):
     call = "save_weights(model, path), then model2.load_state_dict(torch.load(path, weights_only=True))"
     cp.save_weights(model, path)
     state = load_plain(path, call=call)
-    expect_same_state(state, model.state_dict(), call=call, what="the saved state_dict")
+    expect_same_state(state, model.state_dict(), call=call, what=_("the saved state_dict"))
     fresh = normed_net(seed=1).eval()
     fresh.load_state_dict(state)
     x = torch.randn(5, 3)
     if not torch.equal(fresh(x), model(x)):
-        fail(f"Called {call}.\nThe reloaded model computes different outputs from the saved one.")
+        fail(
+            _("Called {call}.\nThe reloaded model computes different outputs from the saved one.").format(
+                call=call
+            )
+        )
 
 
 @exercise("save_weights")
@@ -338,9 +371,13 @@ def test_save_weights_writes_the_state_dict_with_its_buffers(tmp_path):
     call = "save_weights(nn.Sequential(Linear, BatchNorm1d, ReLU, Linear), path)"
     cp.save_weights(model, str(path))  # a str path works like a Path
     state = load_plain(path, call=call)
-    expect_same_state(state, model.state_dict(), call=call, what="the saved file")
+    expect_same_state(state, model.state_dict(), call=call, what=_("the saved file"))
     if list(state) != list(model.state_dict()):
-        fail(f"Called {call}.\nThe keys are out of order: {list(state)}; save model.state_dict() as it is.")
+        fail(
+            _("Called {call}.\nThe keys are out of order: {keys}; save model.state_dict() as it is.").format(
+                call=call, keys=list(state)
+            )
+        )
 
 
 # --- load_to_device ----------------------------------------------------------------------------
@@ -356,10 +393,13 @@ def call_load_to_device(path, device, *, call: str):
             raise
         error = err
     fail(
-        f"Called {call} on a checkpoint whose tensors were saved on a GPU.\nIt raised:\n  {error}\n"
-        "Likely cause: torch.load rebuilds every tensor on the device it was saved from, before "
-        "your code sees it, so .to(device) afterwards comes too late. Pass map_location=device "
-        "to torch.load: it places each storage while loading."
+        _(
+            "Called {call} on a checkpoint whose tensors were saved on a GPU.\n"
+            "It raised:\n  RuntimeError: {error}\n"
+            "Likely cause: torch.load rebuilds every tensor on the device it was saved from, before "
+            "your code sees it, so .to(device) afterwards comes too late. Pass map_location=device "
+            "to torch.load: it places each storage while loading."
+        ).format(call=call, error=error)
     )
 
 
@@ -371,10 +411,14 @@ def test_load_to_device_maps_a_gpu_checkpoint_to_the_cpu(tmp_path, device):
     save_as_if_on_cuda(model.state_dict(), path)
     call = f"load_to_device(path, {device!r})"
     state = call_load_to_device(path, device, call=call)
-    expect_same_state(state, model.state_dict(), call=call, what="the loaded state_dict")
+    expect_same_state(state, model.state_dict(), call=call, what=_("the loaded state_dict"))
     wrong = {k: v.device for k, v in state.items() if v.device != torch.device(device)}
     if wrong:
-        fail(f"Called {call}.\nSome tensors are not on {device!r}: {wrong}.")
+        fail(
+            _("Called {call}.\nSome tensors are not on {device}: {wrong}.").format(
+                call=call, device=repr(device), wrong=wrong
+            )
+        )
 
 
 @exercise("load_to_device")
@@ -388,9 +432,16 @@ def test_load_to_device_meta_gives_shapes_without_data(tmp_path):
     expected = {k: ("meta", tuple(v.shape)) for k, v in model.state_dict().items()}
     if got != expected:
         cause = ""
-        if got.keys() == expected.keys() and all(device == "cpu" for device, _ in got.values()):
-            cause = "\nLikely cause: you ignored the device argument; pass map_location=device, not 'cpu'."
-        fail(f"Called {call}.\nIt gave {got},\nbut the tests expected {expected}.{cause}")
+        if got.keys() == expected.keys() and all(device == "cpu" for device, _shape in got.values()):
+            cause = "\n" + _(
+                "Likely cause: you ignored the device argument; pass map_location=device, not 'cpu'."
+            )
+        fail(
+            _("Called {call}.\nIt gave {got},\nbut the tests expected {expected}.").format(
+                call=call, got=got, expected=expected
+            )
+            + cause
+        )
 
 
 @exercise("load_to_device")
@@ -419,13 +470,21 @@ def test_safe_load_returns_a_plain_checkpoint_unchanged(tmp_path):
     call = "safe_load(path) on {'model': OrderedDict(...), 'epoch': 7, 'history': [...], ...}"
     got = cp.safe_load(path)
     if not isinstance(got, dict) or got.keys() != checkpoint.keys():
-        fail(f"Called {call}.\nIt returned {show(got)}; the tests expected the saved dict back.")
+        fail(
+            _("Called {call}.\nIt returned {got}; the tests expected the saved dict back.").format(
+                call=call, got=show(got)
+            )
+        )
     same_model = got["model"].keys() == checkpoint["model"].keys() and not differing_keys(
         got["model"], checkpoint["model"]
     )
     rest = {k: got[k] for k in checkpoint if k != "model"}
     if not same_model or rest != {k: v for k, v in checkpoint.items() if k != "model"}:
-        fail(f"Called {call}.\nIt returned {got!r},\nwhich differs from what was saved: {checkpoint!r}.")
+        fail(
+            _("Called {call}.\nIt returned {got},\nwhich differs from what was saved: {saved}.").format(
+                call=call, got=repr(got), saved=repr(checkpoint)
+            )
+        )
 
 
 @exercise("safe_load")
@@ -439,7 +498,7 @@ def test_safe_load_refuses_code_hidden_in_a_pickle(tmp_path):
 
 requires_safe_globals = pytest.mark.skipif(
     not hasattr(torch.serialization, "safe_globals"),
-    reason="torch.serialization.safe_globals needs torch 2.5+",
+    reason=_("torch.serialization.safe_globals needs torch 2.5+"),
 )
 
 
@@ -458,9 +517,11 @@ def call_trusting(path, *, call: str):
     except pickle.UnpicklingError as err:
         refusal = err
     fail(
-        f"Called {call}.\nIt raised UnpicklingError: {refused_global(refusal)}\nLikely cause: the trusted "
-        "classes were ignored. Load inside `with torch.serialization.safe_globals(list(trusted)):`, "
-        "which lets weights_only=True rebuild exactly those classes."
+        _(
+            "Called {call}.\nIt raised UnpicklingError: {refusal}\nLikely cause: the trusted "
+            "classes were ignored. Load inside `with torch.serialization.safe_globals(list(trusted)):`, "
+            "which lets weights_only=True rebuild exactly those classes."
+        ).format(call=call, refusal=refused_global(refusal))
     )
 
 
@@ -469,19 +530,25 @@ def call_trusting(path, *, call: str):
 def test_safe_load_accepts_only_the_classes_the_caller_trusts(tmp_path, restore_safe_globals):
     path = tmp_path / "ckpt.pt"
     torch.save({"args": Namespace(lr=0.1, layers=[2, 4, 1]), "w": torch.ones(2)}, path)
-    untrusted = "safe_load(path) on a checkpoint holding an argparse.Namespace, with no trusted classes"
+    untrusted_call = "safe_load(path) on a checkpoint holding an argparse.Namespace, with no trusted classes"
     try:
         result = cp.safe_load(path)
     except pickle.UnpicklingError:
         pass
     else:
-        fail(f"Called {untrusted}.\nIt returned {show(result)}; a class nobody trusted must be refused.")
+        fail(
+            _("Called {call}.\nIt returned {result}; a class nobody trusted must be refused.").format(
+                call=untrusted_call, result=show(result)
+            )
+        )
     call = "safe_load(path, trusted=[argparse.Namespace]) on a checkpoint holding an argparse.Namespace"
     got = call_trusting(path, call=call)
     if not isinstance(got, dict) or got.get("args") != Namespace(lr=0.1, layers=[2, 4, 1]):
         fail(
-            f"Called {call}.\nIt returned {show(got)}; the saved Namespace(lr=0.1, layers=[2, 4, 1]) "
-            "should come back."
+            _(
+                "Called {call}.\nIt returned {got}; the saved Namespace(lr=0.1, layers=[2, 4, 1]) "
+                "should come back."
+            ).format(call=call, got=show(got))
         )
 
 
@@ -495,10 +562,12 @@ def test_safe_load_trusts_a_class_only_for_that_call(tmp_path, restore_safe_glob
     leaked = [g for g in torch.serialization.get_safe_globals() if g not in restore_safe_globals]
     if leaked:
         fail(
-            f"Called {call}.\nAfterwards every torch.load in this process trusts {leaked}.\n"
-            "Likely cause: torch.serialization.add_safe_globals changes a process-wide list. Use the "
-            "context manager `with torch.serialization.safe_globals(list(trusted)):` around this one "
-            "torch.load."
+            _(
+                "Called {call}.\nAfterwards every torch.load in this process trusts {leaked}.\n"
+                "Likely cause: torch.serialization.add_safe_globals changes a process-wide list. Use the "
+                "context manager `with torch.serialization.safe_globals(list(trusted)):` around this one "
+                "torch.load."
+            ).format(call=call, leaked=leaked)
         )
 
 
@@ -514,18 +583,33 @@ def previous_checkpoint(tmp_path):
 def expect_previous_intact(path, old_bytes, *, call: str, fix: str = "") -> None:
     leftovers = sorted(p.name for p in path.parent.iterdir() if p != path)
     if not path.exists() or path.read_bytes() != old_bytes:
-        state = "is gone" if not path.exists() else "was overwritten by a broken, half-written file"
+        lost = (
+            _("The previous checkpoint is gone, so the run has nothing to resume from.")
+            if not path.exists()
+            else _(
+                "The previous checkpoint was overwritten by a broken, half-written file, so the run has "
+                "nothing to resume from."
+            )
+        )
         fail(
-            f"Called {call}, which crashed midway.\nThe previous checkpoint {state}, so the run has "
-            "nothing to resume from.\nLikely cause: torch.save wrote straight onto the target path, "
-            "which is not atomic: it truncates the old file first. Write to a temporary file in the "
-            "same directory, then os.replace(temp, path): the rename swaps the whole file at once." + fix
+            _("Called {call}, which crashed midway.").format(call=call)
+            + "\n"
+            + lost
+            + "\n"
+            + _(
+                "Likely cause: torch.save wrote straight onto the target path, "
+                "which is not atomic: it truncates the old file first. Write to a temporary file in the "
+                "same directory, then os.replace(temp, path): the rename swaps the whole file at once."
+            )
+            + fix
         )
     if leftovers:
         fail(
-            f"Called {call}, which crashed midway.\nThe previous checkpoint is intact, but the "
-            f"directory now also holds {leftovers}: a stray temporary file.\nLikely cause: remove the "
-            "temporary file when the save fails (try/except, unlink it, then re-raise)."
+            _(
+                "Called {call}, which crashed midway.\nThe previous checkpoint is intact, but the "
+                "directory now also holds {leftovers}: a stray temporary file.\nLikely cause: remove the "
+                "temporary file when the save fails (try/except, unlink it, then re-raise)."
+            ).format(call=call, leftovers=leftovers)
         )
 
 
@@ -541,7 +625,7 @@ def save_half_then_crash(real_save):
                 out.write(half)
         else:
             f.write(half)
-        raise SimulatedCrash("No space left on device (simulated, after half the file)")
+        raise SimulatedCrash(_("No space left on device (simulated, after half the file)"))
 
     return save
 
@@ -552,8 +636,10 @@ def expect_crash_reported(fn, *args, call: str) -> None:
     except SimulatedCrash:
         return
     fail(
-        f"Called {call}, which crashed midway.\nIt returned normally: the error was swallowed, so the "
-        "caller believes the checkpoint was saved. Clean up, then re-raise the error."
+        _(
+            "Called {call}, which crashed midway.\nIt returned normally: the error was swallowed, so the "
+            "caller believes the checkpoint was saved. Clean up, then re-raise the error."
+        ).format(call=call)
     )
 
 
@@ -565,11 +651,18 @@ def test_save_atomically_writes_and_replaces_a_checkpoint(tmp_path):
     cp.save_atomically({"epoch": 2, "w": torch.arange(3.0)}, str(path))
     got = load_plain(path, call=call)
     if got.get("epoch") != 2 or not torch.equal(got.get("w", torch.empty(0)), torch.arange(3.0)):
-        fail(f"Called {call}.\nThe file holds {show(got)}; the second save should have replaced the first.")
+        fail(
+            _("Called {call}.\nThe file holds {got}; the second save should have replaced the first.").format(
+                call=call, got=show(got)
+            )
+        )
     names = sorted(p.name for p in tmp_path.iterdir())
     if names != ["ckpt.pt"]:
         fail(
-            f"Called {call}.\nThe directory holds {names}; the temporary file must be renamed onto the path."
+            _(
+                "Called {call}.\nThe directory holds {names}; the temporary file must be renamed "
+                "onto the path."
+            ).format(call=call, names=names)
         )
 
 
@@ -608,16 +701,20 @@ def test_save_atomically_renames_a_temporary_file_from_the_same_directory(tmp_pa
     onto_path = [(src, dst) for src, dst in renames if os.path.abspath(dst) == str(path)]
     if not onto_path:
         fail(
-            f"Called {call}.\nNothing was renamed onto the path.\nLikely cause: save to a temporary "
-            "file first, then os.replace(temp, path); writing the path directly is not atomic."
+            _(
+                "Called {call}.\nNothing was renamed onto the path.\nLikely cause: save to a temporary "
+                "file first, then os.replace(temp, path); writing the path directly is not atomic."
+            ).format(call=call)
         )
     src = onto_path[-1][0]
     if os.path.dirname(os.path.abspath(src)) != str(tmp_path):
         fail(
-            f"Called {call}.\nThe temporary file {src} is not in the same directory as {path}.\n"
-            "Likely cause: tempfile puts files in /tmp by default. A rename is atomic only within one "
-            "file system, and /tmp is often another one (then os.replace fails, or shutil.move copies "
-            "byte by byte). Pass dir=path.parent to tempfile.mkstemp / NamedTemporaryFile."
+            _(
+                "Called {call}.\nThe temporary file {src} is not in the same directory as {path}.\n"
+                "Likely cause: tempfile puts files in /tmp by default. A rename is atomic only within one "
+                "file system, and /tmp is often another one (then os.replace fails, or shutil.move copies "
+                "byte by byte). Pass dir=path.parent to tempfile.mkstemp / NamedTemporaryFile."
+            ).format(call=call, src=src, path=path)
         )
 
 
@@ -687,67 +784,91 @@ def unrestored_parts(now: dict, at_save: dict) -> list[str]:
     parts = []
     changed = differing_keys(now["model"], at_save["model"])
     if changed:
-        fix = "restore them with model.load_state_dict(checkpoint['model'])"
-        parts.append(f"the model's weights {changed}: {fix}")
+        parts.append(
+            _(
+                "the model's weights {changed}: restore them with model.load_state_dict(checkpoint['model'])"
+            ).format(changed=changed)
+        )
     if not same_optimizer_state(now["optimizer"], at_save["optimizer"]):
-        parts.append(OPTIMIZER_LOST)
+        parts.append(_(OPTIMIZER_LOST))
     rng_now, rng_then = now["rng"], at_save["rng"]
     for name in ("torch", "generator"):
         if not torch.equal(rng_now[name], rng_then[name]):
-            parts.append(RNG_LOST[name])
+            parts.append(rng_lost(name))
     if rng_now["python"] != rng_then["python"]:
-        parts.append(RNG_LOST["python"])
+        parts.append(rng_lost("python"))
     return parts
 
 
 def trained_run(epochs: int = 1):
     random.seed(0)
     model, optimizer, loader, generator = training_setup(0)
-    for _ in range(epochs):
+    for _epoch in range(epochs):
         train_epoch(model, optimizer, loader)
     return model, optimizer, loader, generator
 
 
-OPTIMIZER_LOST = (
+OPTIMIZER_LOST = N_(
     "the optimizer state is lost: Adam's step count and moment estimates (exp_avg, "
     "exp_avg_sq) start from zero again, so the first steps after resuming differ. Save "
     "optimizer.state_dict() and load it with optimizer.load_state_dict()."
 )
-RNG_LOST = {
-    "torch": "torch's global RNG (it draws dropout masks and initial weights): save "
-    "torch.get_rng_state(), restore it with torch.set_rng_state()",
-    "python": "Python's random module (here: the jitter augmentation): save random.getstate(), "
-    "restore it with random.setstate()",
-    "generator": "the DataLoader's generator (it decides the shuffling order): save generator.get_state(), "
-    "restore it with generator.set_state()",
+RNG_SOURCES = {  # each source of randomness, and how its state is saved and restored
+    "torch": (
+        N_("torch's global RNG (it draws dropout masks and initial weights)"),
+        "torch.get_rng_state()",
+        "torch.set_rng_state()",
+    ),
+    "python": (
+        N_("Python's random module (here: the jitter augmentation)"),
+        "random.getstate()",
+        "random.setstate()",
+    ),
+    "generator": (
+        N_("the DataLoader's generator (it decides the shuffling order)"),
+        "generator.get_state()",
+        "generator.set_state()",
+    ),
 }
+
+
+def rng_lost(key: str) -> str:
+    """The RNG `key` names, with how to save and restore its state."""
+    source, save, restore = RNG_SOURCES[key]
+    return _("{source}: save {save}, restore it with {restore}").format(
+        source=_(source), save=save, restore=restore
+    )
 
 
 def checkpoint_keys_cause(got) -> str:
     """What a checkpoint without the four keys most likely shows, from what it holds instead."""
     if not isinstance(got, dict):
-        return (
-            f"you saved a {type(got).__name__}, not a dict. Save one dict holding everything a resumed "
-            "run needs: torch.save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(), "
-            "'epoch': epoch, 'rng': {...}}, path)."
-        )
+        return _(
+            "you saved a {type}, not a dict. Save one dict holding everything a resumed "
+            "run needs: torch.save({{'model': model.state_dict(), 'optimizer': optimizer.state_dict(), "
+            "'epoch': epoch, 'rng': {{...}}}}, path)."
+        ).format(type=type(got).__name__)
     if "optimizer" not in got:
-        return OPTIMIZER_LOST
+        return _(OPTIMIZER_LOST)
     if got and all(isinstance(v, torch.Tensor) for v in got.values()):
-        return "the file holds the model's state_dict() alone; wrap it: {'model': model.state_dict(), ...}."
+        return _(
+            "the file holds the model's state_dict() alone; wrap it: {{'model': model.state_dict(), ...}}."
+        ).format()
     lacking = [k for k in ("model", "optimizer", "epoch", "rng") if k not in got]
     why = {
         "model": "'model': model.state_dict()",
-        "epoch": "'epoch': the epoch just finished, so the run resumes at the next one",
-        "rng": "'rng': the states of torch's RNG, Python's random module and the DataLoader's generator, "
-        "so the resumed run draws the same numbers",
+        "epoch": _("'epoch': the epoch just finished, so the run resumes at the next one"),
+        "rng": _(
+            "'rng': the states of torch's RNG, Python's random module and the DataLoader's generator, "
+            "so the resumed run draws the same numbers"
+        ),
     }
-    return "the checkpoint lacks " + "; ".join(why[k] for k in lacking if k in why) + "."
+    return _("the checkpoint lacks {parts}.").format(parts="; ".join(why[k] for k in lacking if k in why))
 
 
 @exercise("save_checkpoint")
 def test_save_checkpoint_holds_model_optimizer_epoch_and_rng_states(tmp_path):
-    model, optimizer, _, generator = trained_run()
+    model, optimizer, _loader, generator = trained_run()
     expected = reference_checkpoint(model, optimizer, 1, generator)
     path = tmp_path / "ckpt.pt"
     call = "save_checkpoint(path, model, optimizer, epoch=1, generator=loader_generator)"
@@ -756,21 +877,29 @@ def test_save_checkpoint_holds_model_optimizer_epoch_and_rng_states(tmp_path):
     if not isinstance(got, dict) or not {"model", "optimizer", "epoch", "rng"} <= got.keys():
         keys = list(got) if isinstance(got, dict) else type(got).__name__
         fail(
-            f"Called {call}.\nThe file holds {keys}; a checkpoint is a dict with the keys "
-            "'model', 'optimizer', 'epoch' and 'rng'.\nLikely cause: " + checkpoint_keys_cause(got)
+            _(
+                "Called {call}.\nThe file holds {keys}; a checkpoint is a dict with the keys "
+                "'model', 'optimizer', 'epoch' and 'rng'.\nLikely cause: {cause}"
+            ).format(call=call, keys=keys, cause=checkpoint_keys_cause(got))
         )
     expect_same_state(got["model"], expected["model"], call=call, what="checkpoint['model']")
     if not isinstance(got["optimizer"], dict) or not same_optimizer_state(
         got["optimizer"], expected["optimizer"]
     ):
         fail(
-            f"Called {call}.\ncheckpoint['optimizer'] is not optimizer.state_dict().\n"
-            f"Likely cause: {OPTIMIZER_LOST}"
+            _(
+                "Called {call}.\ncheckpoint['optimizer'] is not optimizer.state_dict().\n"
+                "Likely cause: {cause}"
+            ).format(call=call, cause=_(OPTIMIZER_LOST))
         )
     if got["epoch"] != 1:
-        fail(f"Called {call}.\ncheckpoint['epoch'] is {got['epoch']!r}; store the epoch you were given, 1.")
+        fail(
+            _("Called {call}.\ncheckpoint['epoch'] is {epoch}; store the epoch you were given, 1.").format(
+                call=call, epoch=repr(got["epoch"])
+            )
+        )
     rng = got["rng"] if isinstance(got["rng"], dict) else {}
-    for key, what in RNG_LOST.items():
+    for key in RNG_SOURCES:
         value = rng.get(key)
         want = expected["rng"][key]
         if isinstance(value, torch.Tensor) or isinstance(want, torch.Tensor):
@@ -780,79 +909,101 @@ def test_save_checkpoint_holds_model_optimizer_epoch_and_rng_states(tmp_path):
         if not same:
             seed_note = ""
             if isinstance(value, int):
-                seed_note = (
+                seed_note = _(
                     " A seed is not a state: re-seeding restarts the random sequence from its beginning."
                 )
             fail(
-                f"Called {call}.\ncheckpoint['rng'][{key!r}] is {show(value)}, not the state at save time.\n"
-                f"Likely cause: the RNG state of {what}.{seed_note}"
+                _(
+                    "Called {call}.\ncheckpoint['rng'][{key}] is {value}, not the state at save time.\n"
+                    "Likely cause: the RNG state of {what}."
+                ).format(call=call, key=repr(key), value=show(value), what=rng_lost(key))
+                + seed_note
             )
 
 
 @exercise("save_checkpoint")
 def test_save_checkpoint_keeps_the_previous_checkpoint_when_the_save_crashes(tmp_path, monkeypatch):
     path, old = previous_checkpoint(tmp_path)
-    model, optimizer, _, generator = trained_run()
+    model, optimizer, _loader, generator = trained_run()
     monkeypatch.setattr(torch, "save", save_half_then_crash(torch.save))
     call = "save_checkpoint(path, model, optimizer, 2, generator) while torch.save dies halfway through"
     expect_crash_reported(cp.save_checkpoint, path, model, optimizer, 2, generator, call=call)
-    expect_previous_intact(path, old, call=call, fix=" Your save_atomically does exactly that: use it.")
+    expect_previous_intact(path, old, call=call, fix=_(" Your save_atomically does exactly that: use it."))
 
 
 @exercise("load_checkpoint")
 def test_load_checkpoint_restores_model_optimizer_and_epoch(tmp_path):
-    model, optimizer, _, generator = trained_run()
+    model, optimizer, _loader, generator = trained_run()
     path = tmp_path / "ckpt.pt"
     torch.save(reference_checkpoint(model, optimizer, 3, generator), path)
-    fresh_model, fresh_optimizer, _, fresh_generator = start_fresh_process()
+    fresh_model, fresh_optimizer, _loader, fresh_generator = start_fresh_process()
     call = "load_checkpoint(path, fresh_model, fresh_optimizer, generator) on a checkpoint saved with epoch=3"
     epoch = cp.load_checkpoint(path, fresh_model, fresh_optimizer, fresh_generator)
-    expect_same_state(fresh_model.state_dict(), model.state_dict(), call=call, what="the model's state_dict")
+    expect_same_state(
+        fresh_model.state_dict(), model.state_dict(), call=call, what=_("the model's state_dict")
+    )
     if not same_optimizer_state(fresh_optimizer.state_dict(), optimizer.state_dict()):
-        fail(f"Called {call}.\nThe optimizer differs from the saved one.\nLikely cause: {OPTIMIZER_LOST}")
+        fail(
+            _("Called {call}.\nThe optimizer differs from the saved one.\nLikely cause: {cause}").format(
+                call=call, cause=_(OPTIMIZER_LOST)
+            )
+        )
     if epoch != 3 or type(epoch) is not int:
         cause = ""
         if epoch in (2, 4):
-            cause = (
-                "\nLikely cause: off by one. The checkpoint stores the number of completed epochs; return it "
+            cause = "\n" + _(
+                "Likely cause: off by one. The checkpoint stores the number of completed epochs; return it "
                 "unchanged, and the caller resumes with `for epoch in range(start, total)`."
             )
-        fail(f"Called {call}.\nIt returned {show(epoch)}; the tests expected 3 (an int).{cause}")
+        fail(
+            _("Called {call}.\nIt returned {epoch}; the tests expected 3 (an int).").format(
+                call=call, epoch=show(epoch)
+            )
+            + cause
+        )
 
 
 @exercise("load_checkpoint")
 def test_load_checkpoint_restores_every_rng_state(tmp_path):
-    model, optimizer, _, generator = trained_run()
+    model, optimizer, _loader, generator = trained_run()
     path = tmp_path / "ckpt.pt"
     torch.save(reference_checkpoint(model, optimizer, 1, generator), path)
     expected = {  # what each RNG draws next, at the moment of the save
         "torch": torch.rand(4),
-        "python": torch.tensor([random.random() for _ in range(4)]),
+        "python": torch.tensor([random.random() for _draw in range(4)]),
         "generator": torch.rand(4, generator=generator),
     }
-    fresh_model, fresh_optimizer, _, fresh_generator = start_fresh_process()
+    fresh_model, fresh_optimizer, _loader, fresh_generator = start_fresh_process()
     call = "load_checkpoint(path, fresh_model, fresh_optimizer, generator) in a freshly seeded process"
     cp.load_checkpoint(path, fresh_model, fresh_optimizer, fresh_generator)
     got = {
         "torch": torch.rand(4),
-        "python": torch.tensor([random.random() for _ in range(4)]),
+        "python": torch.tensor([random.random() for _draw in range(4)]),
         "generator": torch.rand(4, generator=fresh_generator),
     }
-    for key, what in RNG_LOST.items():
+    for key, (source, _save, _restore) in RNG_SOURCES.items():
         if not torch.equal(got[key], expected[key]):
             fail(
-                f"Called {call}.\nAfterwards {what.split(':')[0]} draws {show(got[key])}, but at the "
-                f"save it was about to draw {show(expected[key])}.\nLikely cause: an RNG state was not "
-                f"restored, the one of {what}."
+                _(
+                    "Called {call}.\nAfterwards {source} draws {got}, but at the "
+                    "save it was about to draw {expected}.\nLikely cause: an RNG state was not "
+                    "restored, the one of {what}."
+                ).format(
+                    call=call,
+                    source=_(source),
+                    got=show(got[key]),
+                    expected=show(expected[key]),
+                    what=rng_lost(key),
+                )
             )
 
 
 @exercise("load_checkpoint")
 def test_load_checkpoint_maps_a_gpu_checkpoint_to_the_cpu(tmp_path):
-    model, optimizer, _, generator = trained_run()
+    model, optimizer, _loader, generator = trained_run()
     path = tmp_path / "ckpt.pt"
     save_as_if_on_cuda(reference_checkpoint(model, optimizer, 1, generator), path)
-    fresh_model, fresh_optimizer, _, fresh_generator = start_fresh_process()
+    fresh_model, fresh_optimizer, _loader, fresh_generator = start_fresh_process()
     call = "load_checkpoint(path, model, optimizer, generator) on a checkpoint saved on a GPU"
     error = None
     try:
@@ -863,17 +1014,21 @@ def test_load_checkpoint_maps_a_gpu_checkpoint_to_the_cpu(tmp_path):
         error = err
     if error is not None:
         fail(
-            f"Called {call}.\nIt raised {type(error).__name__}: {error}\nLikely cause: load with "
-            "map_location='cpu'. Without it torch.load rebuilds the tensors on the GPU they came from "
-            "(and fails where there is none); RNG states must be CPU tensors anyway, and "
-            "load_state_dict copies the weights onto the model's own device."
+            _(
+                "Called {call}.\nIt raised {error_type}: {error}\nLikely cause: load with "
+                "map_location='cpu'. Without it torch.load rebuilds the tensors on the GPU they came from "
+                "(and fails where there is none); RNG states must be CPU tensors anyway, and "
+                "load_state_dict copies the weights onto the model's own device."
+            ).format(call=call, error_type=type(error).__name__, error=error)
         )
-    expect_same_state(fresh_model.state_dict(), model.state_dict(), call=call, what="the model's state_dict")
+    expect_same_state(
+        fresh_model.state_dict(), model.state_dict(), call=call, what=_("the model's state_dict")
+    )
 
 
 @exercise("load_checkpoint")
 def test_load_checkpoint_refuses_a_tampered_checkpoint(tmp_path):
-    model, optimizer, _, generator = trained_run()
+    model, optimizer, _loader, generator = trained_run()
     path, marker = tmp_path / "ckpt.pt", tmp_path / "created_by_the_pickle"
     checkpoint = reference_checkpoint(model, optimizer, 1, generator)
     checkpoint["note"] = RunsCodeWhenLoaded(marker)
@@ -886,12 +1041,12 @@ def test_load_checkpoint_refuses_a_tampered_checkpoint(tmp_path):
 @exercise("load_checkpoint")
 def test_resumed_training_matches_an_uninterrupted_run_exactly(tmp_path):
     total, stop = 4, 2
-    model, optimizer, loader, _ = trained_run(epochs=0)
-    straight = [train_epoch(model, optimizer, loader) for _ in range(total)]
+    model, optimizer, loader, _generator = trained_run(epochs=0)
+    straight = [train_epoch(model, optimizer, loader) for _epoch in range(total)]
     straight_state = model.state_dict()
 
     model, optimizer, loader, generator = trained_run(epochs=0)
-    resumed = [train_epoch(model, optimizer, loader) for _ in range(stop)]
+    resumed = [train_epoch(model, optimizer, loader) for _epoch in range(stop)]
     path = tmp_path / "ckpt.pt"
     at_save = copy.deepcopy(reference_checkpoint(model, optimizer, stop, generator))
     cp.save_checkpoint(path, model, optimizer, stop, generator)
@@ -903,30 +1058,42 @@ def test_resumed_training_matches_an_uninterrupted_run_exactly(tmp_path):
         f"then start = load_checkpoint(path, ...) in a fresh process and `for epoch in range(start, {total})`"
     )
     if start != stop:
-        fail(f"Called {call}.\nstart is {show(start)}, not {stop}: resuming there is off by one.")
-    resumed += [train_epoch(model, optimizer, loader) for _ in range(start, total)]
+        fail(
+            _("Called {call}.\nstart is {start}, not {stop}: resuming there is off by one.").format(
+                call=call, start=show(start), stop=stop
+            )
+        )
+    resumed += [train_epoch(model, optimizer, loader) for _epoch in range(start, total)]
     for epoch, (a, b) in enumerate(zip(resumed, straight, strict=True)):
         if a != b:
             step = next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), 0)
             cause = (
-                "Right after load_checkpoint these differ from the moment of saving: "
-                + "; ".join(not_restored)
-                + "."
+                _("Right after load_checkpoint these differ from the moment of saving: {parts}.").format(
+                    parts="; ".join(not_restored)
+                )
                 if not_restored
-                else "Everything was restored right after load_checkpoint, so something changed it "
-                "afterwards: load_checkpoint must return without training, drawing random numbers "
-                "or iterating the loader."
+                else _(
+                    "Everything was restored right after load_checkpoint, so something changed it "
+                    "afterwards: load_checkpoint must return without training, drawing random numbers "
+                    "or iterating the loader."
+                )
             )
             fail(
-                f"Called {call}.\nThe resumed run diverged from the uninterrupted one at epoch {epoch}, "
-                f"step {step}: loss {show(a[step])}, not {show(b[step])}.\nA resumed run must repeat "
-                f"the uninterrupted one bit for bit.\nLikely cause: {cause}"
+                _(
+                    "Called {call}.\nThe resumed run diverged from the uninterrupted one at epoch {epoch}, "
+                    "step {step}: loss {got}, not {expected}.\nA resumed run must repeat "
+                    "the uninterrupted one bit for bit.\nLikely cause: {cause}"
+                ).format(
+                    call=call, epoch=epoch, step=step, got=show(a[step]), expected=show(b[step]), cause=cause
+                )
             )
     changed = differing_keys(model.state_dict(), straight_state)
     if changed:
         fail(
-            f"Called {call}.\nThe losses agree, but the final weights {changed} differ from "
-            "the uninterrupted run's."
+            _(
+                "Called {call}.\nThe losses agree, but the final weights {changed} differ from "
+                "the uninterrupted run's."
+            ).format(call=call, changed=changed)
         )
 
 
@@ -939,20 +1106,24 @@ def call_loader(fn, *args, call: str):
     except NotImplementedError:
         raise
     except RuntimeError as err:
-        if "Error(s) in loading state_dict" not in str(err):
+        if "loading state_dict" not in str(err):  # load_state_dict's "Error(s) in loading state_dict for ..."
             raise
         error = err
     text = str(error)
-    if "size mismatch" in text:
+    if "mismatch" in text:  # "size mismatch for head.weight: ..."
         fail(
-            f"Called {call}.\nIt raised: {text.strip().splitlines()[-1].strip()}\nLikely cause: "
-            "strict=False skips missing and unexpected keys, but a key present on both sides with "
-            "a different shape still raises a size mismatch. Drop the head's entries from the "
-            "state dict before loading; do not filter by shape."
+            _(
+                "Called {call}.\nIt raised RuntimeError: {error}\nLikely cause: "
+                "strict=False skips missing and unexpected keys, but a key present on both sides with "
+                "a different shape still raises a size mismatch. Drop the head's entries from the "
+                "state dict before loading; do not filter by shape."
+            ).format(call=call, error=text.strip().splitlines()[-1].strip())
         )
     fail(
-        f"Called {call}.\nIt raised: {' '.join(text.split()[:40])}\nLikely cause: "
-        "load_state_dict is strict by default; pass strict=False and return the report it gives back."
+        _(
+            "Called {call}.\nIt raised RuntimeError: {error}\nLikely cause: "
+            "load_state_dict is strict by default; pass strict=False and return the report it gives back."
+        ).format(call=call, error=" ".join(text.split()[:40]))
     )
 
 
@@ -961,7 +1132,11 @@ def expect_report(got, missing, unexpected, *, call: str, filled=()) -> None:
     num_batches_tracked). load_state_dict leaves them out of missing_keys; a report computed from
     the two key sets lists them. Both are right."""
     if not isinstance(got, tuple) or len(got) != 2:
-        fail(f"Called {call}.\nIt returned {show(got)}; return a pair (missing_keys, unexpected_keys).")
+        fail(
+            _("Called {call}.\nIt returned {got}; return a pair (missing_keys, unexpected_keys).").format(
+                call=call, got=show(got)
+            )
+        )
     got_missing, got_unexpected = (list(keys) for keys in got)
     if sorted(got_unexpected) == sorted(unexpected) and sorted(got_missing) in (
         sorted(missing),
@@ -970,21 +1145,32 @@ def expect_report(got, missing, unexpected, *, call: str, filled=()) -> None:
         return
     cause = ""
     if sorted(got_missing) == sorted(unexpected) and sorted(got_unexpected) == sorted(missing):
-        cause = "\nLikely cause: the two lists are swapped: (missing_keys, unexpected_keys), in that order."
+        cause = "\n" + _(
+            "Likely cause: the two lists are swapped: (missing_keys, unexpected_keys), in that order."
+        )
     elif not got_missing and not got_unexpected:
-        cause = (
-            "\nLikely cause: you ignored the report. load_state_dict(state, strict=False) returns "
+        cause = "\n" + _(
+            "Likely cause: you ignored the report. load_state_dict(state, strict=False) returns "
             "(missing_keys, unexpected_keys); return those lists."
         )
     if filled:
-        cause += (
-            f"\n(Both missing={missing} and missing={sorted([*missing, *filled])} are accepted: BatchNorm "
-            f"fills {filled} itself when a checkpoint lacks it, so load_state_dict does not report it, "
+        cause += "\n" + _(
+            "(Both missing={missing} and missing={with_filled} are accepted: BatchNorm "
+            "fills {filled} itself when a checkpoint lacks it, so load_state_dict does not report it, "
             "while a report computed from the two key sets does.)"
-        )
+        ).format(missing=missing, with_filled=sorted([*missing, *filled]), filled=filled)
     fail(
-        f"Called {call}.\nIt returned missing={got_missing}, unexpected={got_unexpected},\n"
-        f"but the tests expected missing={missing}, unexpected={unexpected}.{cause}"
+        _(
+            "Called {call}.\nIt returned missing={got_missing}, unexpected={got_unexpected},\n"
+            "but the tests expected missing={missing}, unexpected={unexpected}."
+        ).format(
+            call=call,
+            got_missing=got_missing,
+            got_unexpected=got_unexpected,
+            missing=missing,
+            unexpected=unexpected,
+        )
+        + cause
     )
 
 
@@ -994,11 +1180,17 @@ def expect_loaded(model, state, before, *, call: str) -> None:
     touched = [k for k in now if k not in state and not torch.equal(now[k], before[k])]
     if wrong:
         fail(
-            f"Called {call}.\nThe model's {wrong} do not hold the checkpoint's values: "
-            "load every matching key."
+            _(
+                "Called {call}.\nThe model's {wrong} do not hold the checkpoint's values: "
+                "load every matching key."
+            ).format(call=call, wrong=wrong)
         )
     if touched:
-        fail(f"Called {call}.\nThe model's {touched} changed, though the checkpoint has no such keys.")
+        fail(
+            _(
+                "Called {call}.\nThe model's {touched} changed, though the checkpoint has no such keys."
+            ).format(call=call, touched=touched)
+        )
 
 
 @exercise("load_matching")
@@ -1020,10 +1212,10 @@ def test_load_matching_loads_what_fits_and_reports_the_rest():
 def test_load_matching_reports_exactly_the_keys_that_do_not_match(data):
     model = normed_net(seed=0)
     own = list(model.state_dict())
-    kept = data.draw(st.lists(st.sampled_from(own), min_size=1, unique=True), label="kept keys")
+    kept = data.draw(st.lists(st.sampled_from(own), min_size=1, unique=True), label=_("kept keys"))
     extra = data.draw(
         st.lists(st.sampled_from(["old.weight", "aux.bias", "5.weight", "proj.scale"]), unique=True),
-        label="extra keys",
+        label=_("extra keys"),
     )
     donor = trained_normed_net(seed=1).state_dict()
     state = {k: donor[k] for k in kept} | {k: torch.zeros(3) for k in extra}
@@ -1053,10 +1245,12 @@ def test_load_matching_refuses_a_checkpoint_that_matches_nothing():
         expect_loaded(model, {}, before, call=call)
         return
     fail(
-        f"Called {call}.\nIt returned {show(got)} without complaint, yet not one weight was loaded: the "
-        "model is still randomly initialised.\nLikely cause: strict=False never raises for unknown "
-        "keys. When no key of the checkpoint matches one of the model's (a 'module.' prefix from "
-        "DataParallel, another architecture), raise ValueError instead of training from scratch."
+        _(
+            "Called {call}.\nIt returned {got} without complaint, yet not one weight was loaded: the "
+            "model is still randomly initialised.\nLikely cause: strict=False never raises for unknown "
+            "keys. When no key of the checkpoint matches one of the model's (a 'module.' prefix from "
+            "DataParallel, another architecture), raise ValueError instead of training from scratch."
+        ).format(call=call, got=show(got))
     )
 
 
@@ -1069,27 +1263,36 @@ def expect_backbone_loaded(model, pretrained, head_before, *, call: str) -> None
     if not_loaded:
         cause = ""
         if any(k.startswith("head_norm.") for k in not_loaded):
-            cause = (
-                "\nLikely cause: 'head_norm.*' belongs to the backbone, but your filter matches it too "
+            cause = "\n" + _(
+                "Likely cause: 'head_norm.*' belongs to the backbone, but your filter matches it too "
                 "('head' in key, or key.startswith('head')); skip only the head's own keys, those that "
                 "start with head + '.'"
             )
-        fail(f"Called {call}.\nThe backbone's {not_loaded} were not loaded from the checkpoint.{cause}")
+        fail(
+            _("Called {call}.\nThe backbone's {not_loaded} were not loaded from the checkpoint.").format(
+                call=call, not_loaded=not_loaded
+            )
+            + cause
+        )
     for name, value in head_before.items():
         if now[name].shape != value.shape or not torch.equal(now[name], value):
             fail(
-                f"Called {call}.\nThe new head's {name!r} was overwritten by the checkpoint's head.\n"
-                "Likely cause: the head's keys were loaded because their shapes happen to fit (a filter "
-                "by shape, or the whole state dict with strict=False); the old head was trained for "
-                "another task. Filter by name: skip the keys that start with head + '.'."
+                _(
+                    "Called {call}.\nThe new head's {name} was overwritten by the checkpoint's head.\n"
+                    "Likely cause: the head's keys were loaded because their shapes happen to fit (a filter "
+                    "by shape, or the whole state dict with strict=False); the old head was trained for "
+                    "another task. Filter by name: skip the keys that start with head + '.'."
+                ).format(call=call, name=repr(name))
             )
 
 
 def expect_head_keys(got, *, call: str) -> None:
     if got is None or sorted(got) != ["head.bias", "head.weight"]:
         fail(
-            f"Called {call}.\nIt returned {show(got)}; return the keys left at their fresh "
-            "initialisation (the missing keys of load_state_dict): ['head.weight', 'head.bias']."
+            _(
+                "Called {call}.\nIt returned {got}; return the keys left at their fresh "
+                "initialisation (the missing keys of load_state_dict): ['head.weight', 'head.bias']."
+            ).format(call=call, got=show(got))
         )
 
 
@@ -1127,8 +1330,9 @@ def test_load_backbone_keeps_the_fresh_head_of_any_shape(width, depth, old_class
     expect_backbone_loaded(model, pretrained, head_before, call=call)
     if model.head.weight.shape != (new_classes, width):
         fail(
-            f"Called {call}.\nThe head's weight has shape {tuple(model.head.weight.shape)}, "
-            f"not {(new_classes, width)}."
+            _("Called {call}.\nThe head's weight has shape {shape}, not {expected}.").format(
+                call=call, shape=tuple(model.head.weight.shape), expected=(new_classes, width)
+            )
         )
     expect_head_keys(got, call=call)
 
@@ -1154,7 +1358,9 @@ def test_load_backbone_refuses_a_backbone_that_does_not_match():
     except ValueError:
         return
     fail(
-        f"Called {call}.\nIt returned {show(got)}, though no backbone weight was loaded: the model would "
-        "be fine-tuned from random weights.\nLikely cause: strict=False reports but never raises. Only "
-        "the head's keys may be missing; raise ValueError when others are missing or unexpected."
+        _(
+            "Called {call}.\nIt returned {got}, though no backbone weight was loaded: the model would "
+            "be fine-tuned from random weights.\nLikely cause: strict=False reports but never raises. Only "
+            "the head's keys may be missing; raise ValueError when others are missing or unexpected."
+        ).format(call=call, got=show(got))
     )
