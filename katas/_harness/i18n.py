@@ -15,7 +15,7 @@ English is the source language: with KATAS_LANG=en (or no catalog) `_` returns i
 from __future__ import annotations
 
 import gettext
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from .language import current
@@ -23,7 +23,7 @@ from .language import current
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _catalog(language: str) -> gettext.NullTranslations:
     """Every domain's compiled catalog for `language`, chained: one lookup finds any message."""
     chain: gettext.NullTranslations = gettext.NullTranslations()

@@ -91,7 +91,9 @@ HINT_LINE = "{exercise} 提示 {number}/{total}：{text}"
 HINT_LAST = "这是最后一条提示了。课程讲解在 katas/{kata}/README.zh-CN.md。"
 HINT_AMBIGUOUS = "'{name}' 不能唯一确定一个练习；你是不是想要：{names}？"
 HINT_UNKNOWN = "没有名为 '{name}' 的练习；练习名的格式是 KATA/FUNCTION，例如 01_autograd/grad_at（完整列表见 katas/manifest.toml）"
-HINT_KATA_DONE = "上次运行时 {kata} 的练习已全部通过；要看某个练习的提示，请写明它：python -m katas hint {kata}/FUNCTION"
+HINT_KATA_DONE = (
+    "上次运行时 {kata} 的练习已全部通过；要看某个练习的提示，请写明它：python -m katas hint {kata}/FUNCTION"
+)
 SOLUTION_HINT = "卡住了？python -m katas hint {exercise}"
 SOLUTION_NOT_YET = "{exercise}：{total} 个测试中还有 {failing} 个没通过；全部通过后才显示参考答案。"
 SOLUTION_NOT_RUN = "{exercise} 还没有通过（它的测试被跳过了）；通过后才显示参考答案。"
