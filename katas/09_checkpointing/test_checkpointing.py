@@ -1106,11 +1106,11 @@ def call_loader(fn, *args, call: str):
     except NotImplementedError:
         raise
     except RuntimeError as err:
-        if "loading state_dict" not in str(err):  # load_state_dict's "Error(s) in loading state_dict for ..."
+        if "Error(s) in loading state_dict" not in str(err):
             raise
         error = err
     text = str(error)
-    if "mismatch" in text:  # "size mismatch for head.weight: ..."
+    if "size mismatch" in text:
         fail(
             _(
                 "Called {call}.\nIt raised RuntimeError: {error}\nLikely cause: "
