@@ -10,6 +10,7 @@ also watches its code and the aten operators it runs).
 import importlib
 import math
 import warnings
+from dataclasses import replace
 
 import losses_optimizers as lo
 import pytest
@@ -21,6 +22,7 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 from katas._harness.forbid import Library, forbidden
+from katas._harness.i18n import N_, _
 from katas._harness.testing import expect_close, expect_floats, expect_tensor_close, fail, is_close, show
 
 exercise = pytest.mark.exercise
@@ -34,6 +36,11 @@ def flat(params) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in params])
 
 
+def translated(libraries: list[Library]) -> list[Library]:
+    """`libraries` with each name read in the learner's language (N_ marks the ones with prose)."""
+    return [replace(library, shown=_(library.shown)) for library in libraries]
+
+
 def seeded(module: nn.Module, gen: torch.Generator) -> nn.Module:
     """`module` with every parameter redrawn from `gen`: the same weights on every run."""
     with torch.no_grad():
@@ -45,21 +52,21 @@ def seeded(module: nn.Module, gen: torch.Generator) -> nn.Module:
 # --- mse_loss ------------------------------------------------------------------------------
 
 MSE_LIBRARY = [
-    Library(F, "mse_loss", "torch.nn.functional.mse_loss (nn.MSELoss calls it too)", aten=("mse_loss",))
+    Library(F, "mse_loss", N_("torch.nn.functional.mse_loss (nn.MSELoss calls it too)"), aten=("mse_loss",))
 ]
-MSE_HOW = "Build it from tensor operations: (pred - target) ** 2, then the reduction."
-MSE_SUMMED = (
+MSE_HOW = N_("Build it from tensor operations: (pred - target) ** 2, then the reduction.")
+MSE_SUMMED = N_(
     "you summed where the mean is meant: reduction='mean' divides the sum of squares by the "
     "number of elements (.mean())"
 )
-MSE_AVERAGED = "reduction='sum' adds the squared errors up; you averaged them"
-MSE_NOT_SQUARED = "the differences are not squared: MSE is the mean of (pred - target) ** 2"
-MSE_ABSOLUTE = "that is the mean absolute error (L1): square the differences instead of abs()"
-MSE_ONE_DIM = (
+MSE_AVERAGED = N_("reduction='sum' adds the squared errors up; you averaged them")
+MSE_NOT_SQUARED = N_("the differences are not squared: MSE is the mean of (pred - target) ** 2")
+MSE_ABSOLUTE = N_("that is the mean absolute error (L1): square the differences instead of abs()")
+MSE_ONE_DIM = N_(
     "you averaged over one dimension only: reduction='mean' averages over every element, so call "
     ".mean() without a dim and return a scalar"
 )
-MSE_REDUCED_NONE = "reduction='none' keeps one squared error per element: return them without reducing"
+MSE_REDUCED_NONE = N_("reduction='none' keeps one squared error per element: return them without reducing")
 
 
 def _reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -73,10 +80,11 @@ def mse_mistakes(pred, target, reduction):
         "sum": [(MSE_AVERAGED, (diff**2).mean())],
         "none": [(MSE_REDUCED_NONE, (diff**2).mean()), (MSE_REDUCED_NONE, (diff**2).sum())],
     }[reduction]
-    return wrong + [
+    wrong += [
         (MSE_NOT_SQUARED, _reduce(diff, reduction)),
         (MSE_ABSOLUTE, _reduce(diff.abs(), reduction)),
     ]
+    return [(_(cause), value) for cause, value in wrong]
 
 
 @exercise("mse_loss")
@@ -86,7 +94,7 @@ def test_mse_loss_of_a_small_example(reduction):
     target = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
     expected = nn.MSELoss(reduction=reduction)(pred, target)  # squares 0, 4, 9, 16
     call = f"mse_loss(pred=[[1, 2], [3, 4]], target=[[1, 0], [0, 0]], reduction={reduction!r})"
-    with forbidden(call, MSE_HOW, *MSE_LIBRARY):
+    with forbidden(call, _(MSE_HOW), *translated(MSE_LIBRARY)):
         got = lo.mse_loss(pred, target, reduction)
     expect_tensor_close(got, expected, call=call, mistakes=mse_mistakes(pred, target, reduction))
 
@@ -104,7 +112,7 @@ def test_mse_loss_matches_nn_mse_loss_for_every_reduction(shape, scale, seed, re
     target = scale * torch.randn(shape, generator=gen)
     expected = nn.MSELoss(reduction=reduction)(pred, target)
     call = f"mse_loss(pred, target, reduction={reduction!r}) with random tensors of shape {shape}"
-    with forbidden(call, MSE_HOW, *MSE_LIBRARY):
+    with forbidden(call, _(MSE_HOW), *translated(MSE_LIBRARY)):
         got = lo.mse_loss(pred, target, reduction)
     # rtol 1e-5: float32 sums of up to 64 squares, added in another order than PyTorch's kernel.
     expect_tensor_close(
@@ -123,13 +131,15 @@ def test_mse_loss_backpropagates_to_the_prediction(shape, seed, reduction):
     weights = torch.randn(expected.shape, generator=gen)  # backward through every output element
     (expected * weights).sum().backward()
     call = f"mse_loss(pred, target, reduction={reduction!r}) on a pred that requires grad, then backward()"
-    with forbidden(call, MSE_HOW, *MSE_LIBRARY):
+    with forbidden(call, _(MSE_HOW), *translated(MSE_LIBRARY)):
         got = lo.mse_loss(mine, target, reduction)
     if not isinstance(got, torch.Tensor) or not got.requires_grad:
         fail(
-            f"Called {call}.\nIt returned {show(got)}, which is cut off from the graph, so training "
-            "could not backpropagate through it.\nLikely cause: .item(), .detach(), torch.tensor(...) "
-            "or NumPy along the way; stay with tensor operations."
+            _(
+                "Called {call}.\nIt returned {got}, which is cut off from the graph, so training could "
+                "not backpropagate through it.\nLikely cause: .item(), .detach(), torch.tensor(...) or "
+                "NumPy along the way; stay with tensor operations."
+            ).format(call=call, got=show(got))
         )
     (got * weights).sum().backward()
     expect_tensor_close(mine.grad, theirs.grad, call=call + ", reading pred.grad", rtol=1e-5, atol=1e-6)
@@ -141,8 +151,10 @@ def test_mse_loss_rejects_an_unknown_reduction():
     with pytest.raises(ValueError):
         lo.mse_loss(torch.zeros(3), torch.ones(3), "average")
         fail(
-            f"Called {call}.\nIt returned without an error, but an unknown reduction is a ValueError, "
-            "as in nn.MSELoss: a typo must not silently pick a reduction."
+            _(
+                "Called {call}.\nIt returned without an error, but an unknown reduction is a ValueError, "
+                "as in nn.MSELoss: a typo must not silently pick a reduction."
+            ).format(call=call)
         )
 
 
@@ -155,7 +167,7 @@ CE_LIBRARY = [
     Library(
         F,
         "cross_entropy",
-        "torch.nn.functional.cross_entropy (nn.CrossEntropyLoss calls it too)",
+        N_("torch.nn.functional.cross_entropy (nn.CrossEntropyLoss calls it too)"),
         aten=("_log_softmax", *NLL_OPS),
     ),
     Library(F, "nll_loss", "torch.nn.functional.nll_loss", aten=NLL_OPS),
@@ -164,24 +176,24 @@ CE_LIBRARY = [
     Library(torch.Tensor, "log_softmax", "Tensor.log_softmax"),
     Library(torch.special, "log_softmax", "torch.special.log_softmax"),
 ]
-CE_HOW = (
+CE_HOW = N_(
     "Compute log-softmax yourself with the log-sum-exp trick (torch.logsumexp is allowed), pick "
     "each sample's target entry, negate, reduce."
 )
-CE_OVERFLOW = (
+CE_OVERFLOW = N_(
     "exp() overflowed to inf (or underflowed to 0) for large logits: the naive softmax-then-log "
     "overflows. Use log softmax = x - logsumexp(x), computing logsumexp with each row's own max "
     "subtracted before exp() (keepdim=True), or torch.logsumexp(logits, dim=1, keepdim=True)"
 )
-CE_SIGN = "the sign is flipped: the loss is MINUS the log-probability of the target class"
-CE_SUMMED = "wrong reduction: reduction='mean' averages the per-sample losses; you summed them"
-CE_AVERAGED = "wrong reduction: reduction='sum' adds the per-sample losses; you averaged them"
-CE_REDUCED_NONE = "wrong reduction: reduction='none' returns one loss per sample, shape (N,)"
-CE_ALL_CLASSES = (
+CE_SIGN = N_("the sign is flipped: the loss is MINUS the log-probability of the target class")
+CE_SUMMED = N_("wrong reduction: reduction='mean' averages the per-sample losses; you summed them")
+CE_AVERAGED = N_("wrong reduction: reduction='sum' adds the per-sample losses; you averaged them")
+CE_REDUCED_NONE = N_("wrong reduction: reduction='none' returns one loss per sample, shape (N,)")
+CE_ALL_CLASSES = N_(
     "you averaged -log_softmax over every class; pick only the target's entry, e.g. "
     "log_probs.gather(1, target.unsqueeze(1)) or log_probs[torch.arange(N), target]"
 )
-CE_WRONG_DIM = "the softmax ran over dim=0 (the batch); the classes are dim=1"
+CE_WRONG_DIM = N_("the softmax ran over dim=0 (the batch); the classes are dim=1")
 
 
 def ce_mistakes(logits, target, reduction):
@@ -197,7 +209,7 @@ def ce_mistakes(logits, target, reduction):
     if logits.shape[0] > 1:
         by_batch = -F.log_softmax(logits, dim=0).gather(1, target.unsqueeze(1)).squeeze(1)
         wrong.append((CE_WRONG_DIM, _reduce(by_batch, reduction)))
-    return wrong
+    return [(_(cause), value) for cause, value in wrong]
 
 
 def ce_atol(logits, reduction) -> float:
@@ -207,9 +219,16 @@ def ce_atol(logits, reduction) -> float:
     return 8 * FLOAT32_EPS * (1 + logits.abs().max().item()) * rows
 
 
-def expect_finite(got, *, call: str, what: str = "It returned") -> None:
+def expect_finite(got, *, call: str, what: str | None = None) -> None:
     if isinstance(got, torch.Tensor) and not torch.isfinite(got).all():
-        fail(f"Called {call}.\n{what} {show(got)}, which is not finite.\nLikely cause: {CE_OVERFLOW}.")
+        fail(
+            _("Called {call}.\n{what} {got}, which is not finite.\nLikely cause: {cause}.").format(
+                call=call,
+                what=_("It returned") if what is None else what,
+                got=show(got),
+                cause=_(CE_OVERFLOW),
+            )
+        )
 
 
 @st.composite
@@ -229,7 +248,7 @@ def test_cross_entropy_matches_f_cross_entropy(batch, reduction):
     logits, target, text = batch
     expected = F.cross_entropy(logits, target, reduction=reduction)
     call = f"cross_entropy(logits, target, reduction={reduction!r}) with {text}"
-    with forbidden(call, CE_HOW, *CE_LIBRARY):
+    with forbidden(call, _(CE_HOW), *translated(CE_LIBRARY)):
         got = lo.cross_entropy(logits, target, reduction)
     expect_finite(got, call=call)
     expect_tensor_close(
@@ -249,7 +268,7 @@ def test_cross_entropy_stays_finite_for_logits_near_1000():
     target = torch.tensor([1, 2, 0])
     expected = F.cross_entropy(logits, target, reduction="none")  # [2000, 1.3133, 1.4076]
     call = f"cross_entropy(logits={logits.tolist()}, target=[1, 2, 0], reduction='none')"
-    with forbidden(call, CE_HOW, *CE_LIBRARY):
+    with forbidden(call, _(CE_HOW), *translated(CE_LIBRARY)):
         got = lo.cross_entropy(logits, target, "none")
     expect_finite(got, call=call)
     expect_tensor_close(
@@ -271,15 +290,17 @@ def test_cross_entropy_gradient_matches_f_cross_entropy(batch, reduction, seed):
     weights = torch.randn(expected.shape, generator=torch.Generator().manual_seed(seed))
     (expected * weights).sum().backward()
     call = f"cross_entropy(logits, target, reduction={reduction!r}) with {text}, then backward()"
-    with forbidden(call, CE_HOW, *CE_LIBRARY):
+    with forbidden(call, _(CE_HOW), *translated(CE_LIBRARY)):
         got = lo.cross_entropy(mine, target, reduction)
     if not isinstance(got, torch.Tensor) or not got.requires_grad:
         fail(
-            f"Called {call}.\nIt returned {show(got)}, cut off from the graph: keep to tensor "
-            "operations (no .item(), .detach() or torch.tensor(...)) so backward() reaches the logits."
+            _(
+                "Called {call}.\nIt returned {got}, cut off from the graph: keep to tensor operations (no "
+                ".item(), .detach() or torch.tensor(...)) so backward() reaches the logits."
+            ).format(call=call, got=show(got))
         )
     (got * weights).sum().backward()
-    expect_finite(mine.grad, call=call, what="The gradient d loss / d logits is")
+    expect_finite(mine.grad, call=call, what=_("The gradient d loss / d logits is"))
     # The gradient is softmax - one_hot, computed from the same rounded logsumexp: same scale of error.
     expect_tensor_close(
         mine.grad, theirs.grad, call=call + ", reading logits.grad", atol=ce_atol(logits, "mean"), rtol=1e-5
@@ -292,7 +313,7 @@ def test_cross_entropy_gradient_matches_f_cross_entropy(batch, reduction, seed):
 ZERO_GRAD_LIBRARY = [
     Library(torch.optim.Optimizer, "zero_grad", "Optimizer.zero_grad", regions=("Optimizer.zero_grad#",))
 ]
-ZERO_GRAD_HOW = "Loop over the parameters and reset each p.grad yourself."
+ZERO_GRAD_HOW = N_("Loop over the parameters and reset each p.grad yourself.")
 SHAPES = [(1,), (2,), (3,), (2, 2), (2, 3)]
 
 
@@ -305,7 +326,8 @@ def parameters_with_grads(draw):
     for p, has in zip(params, has_grad, strict=True):
         if has:
             p.grad = torch.randn(p.shape, generator=gen)
-    return params, f"parameters of shapes {shapes}, with a gradient: {has_grad}"
+    call_text = f"parameters of shapes {shapes}, with a gradient: {has_grad}"
+    return params, call_text
 
 
 @exercise("zero_grad")
@@ -313,24 +335,32 @@ def parameters_with_grads(draw):
 def test_zero_grad_sets_every_gradient_to_none_by_default(case, default):
     params, text = case
     call = f"zero_grad(params{'' if default else ', set_to_none=True'}) with {text}"
-    with forbidden(call, ZERO_GRAD_HOW, *ZERO_GRAD_LIBRARY):
+    with forbidden(call, _(ZERO_GRAD_HOW), *ZERO_GRAD_LIBRARY):
         result = lo.zero_grad(params) if default else lo.zero_grad(params, set_to_none=True)
     if result is not None:
         fail(
-            f"Called {call}.\nIt returned {show(result)}; zero_grad changes the parameters and returns None."
+            _(
+                "Called {call}.\nIt returned {result}; zero_grad changes the parameters and returns None."
+            ).format(call=call, result=show(result))
         )
     left = [p.grad for p in params if p.grad is not None]
     if left:
         zeros = all(bool((g == 0).all()) for g in left)
         cause = (
-            "set_to_none=True (the default) asks for p.grad = None, not a tensor of zeros: None frees "
-            "the memory, and the next backward() writes a fresh gradient"
+            _(
+                "set_to_none=True (the default) asks for p.grad = None, not a tensor of zeros: None frees "
+                "the memory, and the next backward() writes a fresh gradient"
+            )
             if zeros
-            else "the gradients were not reset: assign p.grad itself (not a local name) for every parameter"
+            else _(
+                "the gradients were not reset: assign p.grad itself (not a local name) for every parameter"
+            )
         )
         fail(
-            f"Called {call}.\nAfterwards some .grad are {show(left)}, but all should be None.\n"
-            f"Likely cause: {cause}"
+            _(
+                "Called {call}.\nAfterwards some .grad are {left}, but all should be None.\n"
+                "Likely cause: {cause}"
+            ).format(call=call, left=show(left), cause=cause)
         )
 
 
@@ -340,26 +370,41 @@ def test_zero_grad_without_set_to_none_zeroes_each_gradient_in_place(case):
     params, text = case
     before = [p.grad for p in params]
     call = f"zero_grad(params, set_to_none=False) with {text}"
-    with forbidden(call, ZERO_GRAD_HOW, *ZERO_GRAD_LIBRARY):
+    with forbidden(call, _(ZERO_GRAD_HOW), *ZERO_GRAD_LIBRARY):
         lo.zero_grad(params, set_to_none=False)
     for i, (p, old) in enumerate(zip(params, before, strict=True)):
-        where = f"Called {call}.\nAfterwards parameter {i} has .grad {show(p.grad)}"
+        seen = {"call": call, "i": i, "grad": show(p.grad)}
         if old is None and p.grad is not None:
             fail(
-                f"{where}, but it had no gradient before.\nLikely cause: a parameter that had no gradient "
-                "now has one: skip parameters whose .grad is None, as Optimizer.zero_grad does."
+                _(
+                    "Called {call}.\nAfterwards parameter {i} has .grad {grad}, but it had no gradient "
+                    "before.\nLikely cause: a parameter that had no gradient now has one: skip parameters "
+                    "whose .grad is None, as Optimizer.zero_grad does."
+                ).format(**seen)
             )
         if old is None:
             continue
         if p.grad is None:
-            fail(f"{where}.\nLikely cause: set_to_none=False asks for zeros, not None: call p.grad.zero_().")
+            fail(
+                _(
+                    "Called {call}.\nAfterwards parameter {i} has .grad {grad}.\nLikely cause: "
+                    "set_to_none=False asks for zeros, not None: call p.grad.zero_()."
+                ).format(**seen)
+            )
         if not bool((p.grad == 0).all()):
-            fail(f"{where}, not zeros.\nLikely cause: the gradient was not reset; call p.grad.zero_().")
+            fail(
+                _(
+                    "Called {call}.\nAfterwards parameter {i} has .grad {grad}, not zeros.\nLikely cause: "
+                    "the gradient was not reset; call p.grad.zero_()."
+                ).format(**seen)
+            )
         if p.grad is not old:
             fail(
-                f"{where}: zeros, but in a new tensor.\nLikely cause: zero the existing gradient in place "
-                "with p.grad.zero_(), as Optimizer.zero_grad does: the next backward() then adds into "
-                "the same memory."
+                _(
+                    "Called {call}.\nAfterwards parameter {i} has .grad {grad}: zeros, but in a new "
+                    "tensor.\nLikely cause: zero the existing gradient in place with p.grad.zero_(), as "
+                    "Optimizer.zero_grad does: the next backward() then adds into the same memory."
+                ).format(**seen)
             )
 
 
@@ -376,7 +421,7 @@ def test_gradients_accumulate_unless_zero_grad_runs_between_backward_calls(set_t
     model(x1).pow(2).sum().backward()
     first = flat(p.grad for p in model.parameters())
     call = f"zero_grad(model.parameters(), set_to_none={set_to_none}) between the backward() of two batches"
-    with forbidden(call, ZERO_GRAD_HOW, *ZERO_GRAD_LIBRARY):
+    with forbidden(call, _(ZERO_GRAD_HOW), *ZERO_GRAD_LIBRARY):
         lo.zero_grad(model.parameters(), set_to_none=set_to_none)
     model(x2).pow(2).sum().backward()
     expect_tensor_close(
@@ -385,8 +430,10 @@ def test_gradients_accumulate_unless_zero_grad_runs_between_backward_calls(set_t
         call=call + ", reading the gradients after the second backward()",
         mistakes=[
             (
-                "the two batches' gradients were added: backward() accumulates into .grad, and "
-                "zero_grad did not reset it",
+                _(
+                    "the two batches' gradients were added: backward() accumulates into .grad, and "
+                    "zero_grad did not reset it"
+                ),
                 first + only_second,
             )
         ],
@@ -407,28 +454,28 @@ SGD_LIBRARY = [
     ),
     Library(importlib.import_module("torch.optim.sgd"), "sgd", "torch.optim.sgd.sgd"),
 ]
-SGD_HOW = "Update each parameter with tensor operations under torch.no_grad()."
-SGD_ASCENT = "the parameters moved uphill: SGD subtracts lr * gradient"
-SGD_NO_DECAY = "weight decay is missing: the gradient SGD uses is p.grad + weight_decay * p"
-SGD_DECAY_AFTER = (
+SGD_HOW = N_("Update each parameter with tensor operations under torch.no_grad().")
+SGD_ASCENT = N_("the parameters moved uphill: SGD subtracts lr * gradient")
+SGD_NO_DECAY = N_("weight decay is missing: the gradient SGD uses is p.grad + weight_decay * p")
+SGD_DECAY_AFTER = N_(
     "momentum applied before weight decay: PyTorch adds weight_decay * p to the gradient first, "
     "then updates the momentum buffer with that sum"
 )
-SGD_NOT_CARRIED = (
+SGD_NOT_CARRIED = N_(
     "the momentum buffer was not carried between steps: keep it in `state` (state[p] = buf) and "
     "reuse it on the next call"
 )
-SGD_ZERO_INIT = (
+SGD_ZERO_INIT = N_(
     "the momentum buffer started at zeros: on the first step PyTorch sets buf = g itself (a clone), "
     "without dampening; only later steps do buf = momentum * buf + (1 - dampening) * g"
 )
-SGD_NO_DAMPENING = "dampening is missing: later steps add (1 - dampening) * g to momentum * buf"
-LR_CACHED = (
+SGD_NO_DAMPENING = N_("dampening is missing: later steps add (1 - dampening) * g to momentum * buf")
+LR_CACHED = N_(
     "the learning rate of the first call was used on every step: a scheduler changes lr between "
     "steps (optimizer.param_groups[0]['lr']), so use the lr argument of each call and never keep it in "
     "`state`"
 )
-SGD_ALIASED = (
+SGD_ALIASED = N_(
     "the momentum buffer is p.grad itself, so the next backward() overwrites it: store a copy on "
     "the first step, state[p] = g.clone()"
 )
@@ -492,10 +539,10 @@ SGD_MISTAKES = [
 
 
 def random_grads(shapes, steps, gen, scale=1.0):
-    return [[scale * torch.randn(shape, generator=gen) for shape in shapes] for _ in range(steps)]
+    return [[scale * torch.randn(shape, generator=gen) for shape in shapes] for _step in range(steps)]
 
 
-NOT_UPDATED = (
+NOT_UPDATED = N_(
     "the parameters never changed: `p = p - ...` only rebinds a local name; update the tensor in "
     "place under torch.no_grad() (p.sub_(...), p.add_(..., alpha=-lr) or p -= ...)"
 )
@@ -507,20 +554,20 @@ def expect_steps(name, step, params, initial, grads, hyper, reference, by_hand):
     `reference` runs the real optimizer from `initial`; `by_hand(..., mistake=key)` plays each known
     mistake, so that a wrong trajectory is named at the first step where it goes wrong.
     """
-    how, library, mistakes = HOW[name], LIBRARY[name], MISTAKES[name]
+    how, library, mistakes = _(HOW[name]), LIBRARY[name], MISTAKES[name]
     lrs = hyper["lr"]
     expected = reference(initial, grads, **hyper)
-    wrong = [(cause, by_hand(initial, grads, mistake=key, **hyper)) for key, cause in mistakes]
-    wrong.append((NOT_UPDATED, [flat(initial)] * len(grads)))
+    wrong = [(_(cause), by_hand(initial, grads, mistake=key, **hyper)) for key, cause in mistakes]
+    wrong.append((_(NOT_UPDATED), [flat(initial)] * len(grads)))
     state = {}
     for k, step_grads in enumerate(grads):
         step_hyper = {**hyper, "lr": step_lr(lrs, k)}
         shown = ", ".join(f"{key}={v!r}" for key, v in step_hyper.items())
-        changing = (
+        call_changing = (
             f" (lr changes at every step, as a scheduler sets it: {lrs})" if isinstance(lrs, list) else ""
         )
         call = (
-            f"{name}(params, state, {shown}) with the same state dict at every step{changing}; the "
+            f"{name}(params, state, {shown}) with the same state dict at every step{call_changing}; the "
             f"parameters (flattened) after step {k + 1} of {len(grads)}"
         )
         for p, g in zip(params, step_grads, strict=True):
@@ -539,23 +586,27 @@ def expect_steps(name, step, params, initial, grads, hyper, reference, by_hand):
             rtol=1e-5,
             atol=1e-5,
             mistakes=[(c, w[k]) for c, w in wrong],
-            observed="The parameters are",
+            observed=_("The parameters are"),
         )
         for p, g in zip(params, step_grads, strict=True):
             if not torch.equal(p.grad, g):
                 fail(
-                    f"Called {call}.\np.grad changed from {show(g)} to {show(p.grad)}.\nLikely cause: weight "
-                    "decay was added into p.grad in place (p.grad.add_), or the momentum buffer is p.grad "
-                    "itself. Compute g = p.grad + weight_decay * p as a new tensor, store g.clone() as "
-                    "the first buffer, and leave the gradient alone."
+                    _(
+                        "Called {call}.\np.grad changed from {before} to {after}.\nLikely cause: weight "
+                        "decay was added into p.grad in place (p.grad.add_), or the momentum buffer is "
+                        "p.grad itself. Compute g = p.grad + weight_decay * p as a new tensor, store "
+                        "g.clone() as the first buffer, and leave the gradient alone."
+                    ).format(call=call, before=show(g), after=show(p.grad))
                 )
         if [p.data_ptr() for p in params] != storage or not all(
             p.is_leaf and p.requires_grad for p in params
         ):
             fail(
-                f"Called {call}.\nThe values are right, but the parameters are no longer the same trainable "
-                "tensors.\nLikely cause: update them in place under torch.no_grad() (p.add_(...) or "
-                "p -= ...), not by assigning p.data or building new tensors."
+                _(
+                    "Called {call}.\nThe values are right, but the parameters are no longer the same "
+                    "trainable tensors.\nLikely cause: update them in place under torch.no_grad() "
+                    "(p.add_(...) or p -= ...), not by assigning p.data or building new tensors."
+                ).format(call=call)
             )
 
 
@@ -576,7 +627,7 @@ def test_sgd_step_starts_the_momentum_buffer_at_the_first_gradient_and_keeps_it_
     # A constant gradient of 1: the buffer is 1, then 0.9 * 1 + 0.5 = 1.4, then 0.9 * 1.4 + 0.5 = 1.76.
     initial = [torch.zeros(3)]
     params = [nn.Parameter(torch.zeros(3))]
-    grads = [[torch.ones(3)] for _ in range(3)]
+    grads = [[torch.ones(3)] for _step in range(3)]
     sgd_steps(params, initial, grads, {"lr": 0.1, "momentum": 0.9, "dampening": 0.5})
 
 
@@ -622,14 +673,16 @@ def test_sgd_step_skips_parameters_without_a_gradient():
     call = (
         "sgd_step([frozen, trained], state, lr=0.1, momentum=0.9, weight_decay=0.1) where frozen.grad is None"
     )
-    with forbidden(call, SGD_HOW, *SGD_LIBRARY):
+    with forbidden(call, _(SGD_HOW), *SGD_LIBRARY):
         lo.sgd_step([frozen, trained], {}, lr=0.1, momentum=0.9, weight_decay=0.1)
     expect_tensor_close(
         frozen.detach(),
         torch.tensor([1.0, -2.0]),
         call=call + ", reading frozen",
-        note="A parameter without a gradient (frozen, or unused in the loss) is skipped: no update, "
-        "not even weight decay. Check `if p.grad is None: continue`.",
+        note=_(
+            "A parameter without a gradient (frozen, or unused in the loss) is skipped: no update, not "
+            "even weight decay. Check `if p.grad is None: continue`."
+        ),
     )
     expect_tensor_close(
         trained.detach(), torch.tensor([0.5 - 0.1 * (2.0 + 0.1 * 0.5)]), call=call + ", reading trained"
@@ -655,26 +708,30 @@ ADAM_LIBRARY = [
     ),
     Library(importlib.import_module("torch.optim.adam"), "adam", "torch.optim.adam.adam"),
 ]
-ADAM_HOW = "Update each parameter and its two moment estimates with tensor operations under torch.no_grad()."
-ADAM_NO_CORRECTION = (
+ADAM_HOW = N_(
+    "Update each parameter and its two moment estimates with tensor operations under torch.no_grad()."
+)
+ADAM_NO_CORRECTION = N_(
     "no bias correction: the moments start at zero, so divide them by (1 - beta1**t) and "
     "(1 - beta2**t), t being the step count (1 on the first step)"
 )
-ADAM_EPS_INSIDE = "eps is inside the square root: the denominator is sqrt(v_hat) + eps, not sqrt(v_hat + eps)"
-ADAM_NO_DECAY = "weight decay is missing: Adam's gradient is p.grad + weight_decay * p"
-ADAM_DECOUPLED = (
+ADAM_EPS_INSIDE = N_(
+    "eps is inside the square root: the denominator is sqrt(v_hat) + eps, not sqrt(v_hat + eps)"
+)
+ADAM_NO_DECAY = N_("weight decay is missing: Adam's gradient is p.grad + weight_decay * p")
+ADAM_DECOUPLED = N_(
     "that is AdamW's decoupled decay (p -= lr * weight_decay * p); torch.optim.Adam adds "
     "weight_decay * p to the gradient before the moments"
 )
-ADAM_STEP_RESET = (
+ADAM_STEP_RESET = N_(
     "the step count was not carried between calls, so bias correction always used t = 1: keep t "
     "in `state` next to the moments"
 )
-ADAM_SHARED_STEP = (
+ADAM_SHARED_STEP = N_(
     "one step count was shared by all parameters and grew once per parameter: keep a count per "
     "parameter (in state[p]), increased once per call"
 )
-ADAM_NOT_CARRIED = "the moments were not carried between steps: keep exp_avg and exp_avg_sq in `state`"
+ADAM_NOT_CARRIED = N_("the moments were not carried between steps: keep exp_avg and exp_avg_sq in `state`")
 
 
 def adam_reference(initial, grads, **hyper):
@@ -763,7 +820,7 @@ def test_adam_step_uses_the_lr_of_each_call_as_a_scheduler_changes_it():
 def test_adam_adds_eps_outside_the_square_root():
     # Gradients of 1e-4 with eps = 1e-4: sqrt(v_hat) + eps = 2e-4, while sqrt(v_hat + eps) is about 1e-2.
     initial = [torch.tensor([1.0, -1.0, 0.5])]
-    grads = [[torch.tensor([1e-4, -1e-4, 2e-4])] for _ in range(2)]
+    grads = [[torch.tensor([1e-4, -1e-4, 2e-4])] for _step in range(2)]
     adam_steps([nn.Parameter(initial[0].clone())], initial, grads, {**ADAM_DEFAULTS, "lr": 0.1, "eps": 1e-4})
 
 
@@ -794,21 +851,23 @@ def test_adam_step_matches_torch_optim_adam_over_several_steps(shapes, hyper, st
 
 # --- warmup_cosine_lrs ---------------------------------------------------------------------
 
-SCHEDULER_LIBRARY = [Library(lr_scheduler.LRScheduler, "__init__", "a torch.optim.lr_scheduler scheduler")]
-SCHEDULE_HOW = "Compute each epoch's rate with arithmetic and math.cos."
-WARMUP_OFF_BY_ONE = (
+SCHEDULER_LIBRARY = [
+    Library(lr_scheduler.LRScheduler, "__init__", N_("a torch.optim.lr_scheduler scheduler"))
+]
+SCHEDULE_HOW = N_("Compute each epoch's rate with arithmetic and math.cos.")
+WARMUP_OFF_BY_ONE = N_(
     "the warmup is off by one: epoch 0 uses base_lr * start_factor, and the rate reaches base_lr "
     "at epoch warmup_epochs, the first cosine epoch"
 )
-WARMUP_NO_START = "start_factor is ignored: the warmup rises from base_lr * start_factor, not from 0"
-COSINE_T_MAX = (
+WARMUP_NO_START = N_("start_factor is ignored: the warmup rises from base_lr * start_factor, not from 0")
+COSINE_T_MAX = N_(
     "the cosine runs over the wrong number of epochs (T_max): it starts when warmup ends and spans "
     "the remaining total_epochs - warmup_epochs epochs"
 )
-COSINE_FROM_ZERO = (
+COSINE_FROM_ZERO = N_(
     "the cosine is counted from epoch 0; count it from the end of the warmup (epoch - warmup_epochs)"
 )
-COSINE_NO_MIN = "min_lr is ignored: the cosine goes from base_lr down towards min_lr, not towards 0"
+COSINE_NO_MIN = N_("min_lr is ignored: the cosine goes from base_lr down towards min_lr, not towards 0")
 
 
 def scheduler_reference(base_lr, total_epochs, warmup_epochs, start_factor, min_lr):
@@ -823,7 +882,7 @@ def scheduler_reference(base_lr, total_epochs, warmup_epochs, start_factor, min_
         else:
             scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=cosine_epochs, eta_min=min_lr)
         lrs = []
-        for _ in range(total_epochs):
+        for _epoch in range(total_epochs):
             lrs.append(optimizer.param_groups[0]["lr"])
             optimizer.step()
             scheduler.step()
@@ -852,7 +911,7 @@ def expect_schedule(base_lr, total_epochs, warmup_epochs, start_factor, min_lr):
         f"warmup_cosine_lrs(base_lr={base_lr:g}, total_epochs={total_epochs}, warmup_epochs={warmup_epochs}, "
         f"start_factor={start_factor:g}, min_lr={min_lr:g})"
     )
-    with forbidden(call, SCHEDULE_HOW, *SCHEDULER_LIBRARY):
+    with forbidden(call, _(SCHEDULE_HOW), *translated(SCHEDULER_LIBRARY)):
         got = expect_floats(lo.warmup_cosine_lrs(*args), total_epochs, call=call)
     causes = [
         ("off_by_one", WARMUP_OFF_BY_ONE),
@@ -868,7 +927,7 @@ def expect_schedule(base_lr, total_epochs, warmup_epochs, start_factor, min_lr):
         call=call,
         rtol=1e-6,
         atol=1e-9,
-        mistakes=[(cause, schedule_variant(*args, key)) for key, cause in causes],
+        mistakes=[(_(cause), schedule_variant(*args, key)) for key, cause in causes],
     )
 
 
@@ -895,16 +954,18 @@ def test_warmup_cosine_lrs_matches_linear_lr_then_cosine_annealing_lr(
 
 # --- train_with_schedule -------------------------------------------------------------------
 
-SCHEDULE_PER_BATCH = (
+SCHEDULE_PER_BATCH = N_(
     "scheduler.step() ran after every batch: an epoch-based schedule steps once per epoch, after "
     "the batch loop"
 )
-SCHEDULE_BEFORE = (
+SCHEDULE_BEFORE = N_(
     "scheduler.step() ran before optimizer.step(): the first epoch then never uses the initial "
     "rate (PyTorch warns about it). Step the optimizer first, the scheduler at the end of the epoch"
 )
-SCHEDULE_NO_ZERO = "gradients accumulated across batches: call optimizer.zero_grad() before each backward()"
-SCHEDULE_READ_LATE = (
+SCHEDULE_NO_ZERO = N_(
+    "gradients accumulated across batches: call optimizer.zero_grad() before each backward()"
+)
+SCHEDULE_READ_LATE = N_(
     "the returned rates are one epoch late: read optimizer.param_groups[0]['lr'] at the start of "
     "the epoch, before scheduler.step() changes it"
 )
@@ -929,7 +990,7 @@ def training_setup(seed, n_batches, schedule, lr, momentum):
     gen = torch.Generator().manual_seed(seed)
     model = seeded(simple_net(), gen)
     batches = []
-    for _ in range(n_batches):
+    for _batch in range(n_batches):
         inputs = torch.randn(4, 2, generator=gen)
         batches.append((inputs, inputs[:, :1] - 2 * inputs[:, 1:]))
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
@@ -947,7 +1008,7 @@ def training_variant(setup, epochs, mistake):
     seen = record_step_lrs(optimizer)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # stepping the scheduler first warns
-        for _ in range(epochs):
+        for _epoch in range(epochs):
             if mistake == "before":
                 scheduler.step()
             for inputs, targets in batches:
@@ -981,11 +1042,20 @@ def expect_training(seed, n_batches, schedule, lr, momentum, epochs):
         cause = next(
             (causes[k] for k, lrs in wrong.items() if is_close(seen, lrs, rtol=1e-6, atol=1e-12)), None
         )
-        fail(
-            f"Called {call}.\noptimizer.step() ran {len(seen)} times with learning rates {show(seen)},\n"
-            f"but {epochs} epochs of {n_batches} batches should step with {show(expected_seen)}."
-            + (f"\nLikely cause: {cause}." if cause else "")
+        message = _(
+            "Called {call}.\noptimizer.step() ran {count} times with learning rates {seen},\nbut {epochs} "
+            "epochs of {n_batches} batches should step with {expected}."
+        ).format(
+            call=call,
+            count=len(seen),
+            seen=show(seen),
+            epochs=epochs,
+            n_batches=n_batches,
+            expected=show(expected_seen),
         )
+        if cause:
+            message += "\n" + _("Likely cause: {cause}.").format(cause=_(cause))
+        fail(message)
     expect_floats(returned, epochs, call=call)
     expect_close(
         returned,
@@ -993,12 +1063,12 @@ def expect_training(seed, n_batches, schedule, lr, momentum, epochs):
         call=call + ", the learning rate of each epoch",
         rtol=1e-6,
         atol=1e-12,
-        mistakes=[(SCHEDULE_READ_LATE, expected_lrs[1:] + [optimizer.param_groups[0]["lr"]])],
+        mistakes=[(_(SCHEDULE_READ_LATE), expected_lrs[1:] + [optimizer.param_groups[0]["lr"]])],
     )
     trained = flat(model.parameters())
     mistakes = []
     if not is_close(trained, expected_params, rtol=1e-5, atol=1e-6):  # play the mistake only when needed
-        mistakes.append((SCHEDULE_NO_ZERO, training_variant(setup, epochs, "no_zero_grad")[1]))
+        mistakes.append((_(SCHEDULE_NO_ZERO), training_variant(setup, epochs, "no_zero_grad")[1]))
     expect_tensor_close(
         trained,
         expected_params,
@@ -1022,7 +1092,7 @@ def test_train_with_schedule_runs_the_articles_loop_with_a_decaying_rate():
 def test_train_with_schedule_steps_the_scheduler_once_per_epoch_after_the_optimizer():
     model, batches, optimizer, scheduler = training_setup(1, 3, "ExponentialLR(gamma=0.8)", 0.1, 0.0)
     events = []
-    optimizer.register_step_pre_hook(lambda *_: events.append("optimizer.step"))
+    optimizer.register_step_pre_hook(lambda *args: events.append("optimizer.step"))
     scheduler_step = scheduler.step
 
     def spy(*args, **kwargs):
@@ -1038,11 +1108,16 @@ def test_train_with_schedule_steps_the_scheduler_once_per_epoch_after_the_optimi
             cause = SCHEDULE_PER_BATCH
         elif events[:1] == ["scheduler.step"]:
             cause = SCHEDULE_BEFORE
-        fail(
-            "Called train_with_schedule(model, loss_fn, 3 batches, epochs=2, optimizer, scheduler).\n"
-            f"The calls ran in the order {events},\nbut the tests expected {expected}."
-            + (f"\nLikely cause: {cause}." if cause else "")
+        message = _(
+            "Called {call}.\nThe calls ran in the order {events},\nbut the tests expected {expected}."
+        ).format(
+            call="train_with_schedule(model, loss_fn, 3 batches, epochs=2, optimizer, scheduler)",
+            events=events,
+            expected=expected,
         )
+        if cause:
+            message += "\n" + _("Likely cause: {cause}.").format(cause=_(cause))
+        fail(message)
 
 
 @exercise("train_with_schedule")
