@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from katas._harness.i18n import N_, _
 from katas._harness.testing import expect_close, expect_float, expect_floats, expect_tensor_close, fail, show
 
 exercise = pytest.mark.exercise
@@ -105,20 +106,24 @@ def per_sample_mean(losses: list[float], sizes: list[int]) -> float:
 def mean_mistakes(losses: list[float], sizes: list[int]) -> list[tuple[str, float]]:
     return [
         (
-            "you averaged the batch losses, so a short last batch counts as much as a full one; "
-            "weight each batch's loss by its size: sum(loss * len(batch)) / number of samples",
+            _(
+                "you averaged the batch losses, so a short last batch counts as much as a full one; "
+                "weight each batch's loss by its size: sum(loss * len(batch)) / number of samples"
+            ),
             sum(losses) / len(losses),
         ),
         (
-            "you summed the batch losses where the mean is asked for; "
-            "weight each by its batch size and divide by the number of samples",
+            _(
+                "you summed the batch losses where the mean is asked for; "
+                "weight each by its batch size and divide by the number of samples"
+            ),
             sum(losses),
         ),
         (
-            "you summed loss * batch size without dividing by the number of samples",
+            _("you summed loss * batch size without dividing by the number of samples"),
             sum(loss * size for loss, size in zip(losses, sizes, strict=True)),
         ),
-        ("you returned the last batch's loss only", losses[-1]),
+        (_("you returned the last batch's loss only"), losses[-1]),
     ]
 
 
@@ -155,7 +160,11 @@ class Probe:
 
     def expect_steps(self, count: int, *, call: str, why: str) -> None:
         if len(self.steps) != count:
-            fail(f"Called {call}.\noptimizer.step() ran {len(self.steps)} time(s); expected {count}.\n{why}")
+            fail(
+                _("Called {call}.\noptimizer.step() ran {ran} time(s); expected {count}.\n{why}").format(
+                    call=call, ran=len(self.steps), count=count, why=why
+                )
+            )
 
     def expect_clean_step(self, index: int, *, call: str) -> list[torch.Tensor | None]:
         """The index-th step() followed a backward() that started from zeroed gradients; its grads."""
@@ -171,22 +180,28 @@ class Probe:
                 backwards_before.append(stale)
         if not backwards_before:
             fail(
-                f"Called {call}.\noptimizer.step() ran before backward(), so it used whatever the "
-                "gradients were before (or none), not this batch's.\nLikely cause: step() ran before "
-                "backward(). The order is: zero_grad(), forward, loss, backward(), step()."
+                _(
+                    "Called {call}.\noptimizer.step() ran before backward(), so it used whatever the "
+                    "gradients were before (or none), not this batch's.\nLikely cause: step() ran before "
+                    "backward(). The order is: zero_grad(), forward, loss, backward(), step()."
+                ).format(call=call)
             )
         used = self.steps[index]
         if all(g is None or not g.any() for g in used):
             fail(
-                f"Called {call}.\noptimizer.step() saw no gradients: every .grad was None or zero, "
-                "so nothing was learned.\nLikely cause: zero_grad() ran between backward() and step() "
-                "and wiped the fresh gradients. Zero them first, before the forward pass."
+                _(
+                    "Called {call}.\noptimizer.step() saw no gradients: every .grad was None or zero, "
+                    "so nothing was learned.\nLikely cause: zero_grad() ran between backward() and step() "
+                    "and wiped the fresh gradients. Zero them first, before the forward pass."
+                ).format(call=call)
             )
         if backwards_before[0]:
             fail(
-                f"Called {call}.\nGradients piled up: backward() added this batch's gradient onto "
-                "gradients left over from an earlier batch, and step() used their sum.\n"
-                "Likely cause: did you forget optimizer.zero_grad()? Call it at the start of every step."
+                _(
+                    "Called {call}.\nGradients piled up: backward() added this batch's gradient onto "
+                    "gradients left over from an earlier batch, and step() used their sum.\n"
+                    "Likely cause: did you forget optimizer.zero_grad()? Call it at the start of every step."
+                ).format(call=call)
             )
         return used
 
@@ -200,11 +215,15 @@ class Probe:
 def expect_grads(used, expected, *, call: str, mistakes=(), note: str = "") -> None:
     names = ["weight", "bias"]
     for i, (got, want) in enumerate(zip(used, expected, strict=True)):
-        where = f"{call}; the gradient step() used for parameter {i} (a {names[i % 2]})"
+        grad_call = f"{call}; the gradient step() used for parameter {i} (a {names[i % 2]})"
         if got is None:
-            fail(f"Called {call}.\nParameter {i} had no gradient when step() ran.")
+            fail(
+                _("Called {call}.\nParameter {index} had no gradient when step() ran.").format(
+                    call=call, index=i
+                )
+            )
         expect_tensor_close(
-            got, want, call=where, mistakes=[(c, wrong[i]) for c, wrong in mistakes], note=note
+            got, want, call=grad_call, mistakes=[(c, wrong[i]) for c, wrong in mistakes], note=note
         )
 
 
@@ -226,10 +245,10 @@ def check_train_step(seed: int, n: int, optimizer_name: str) -> None:
     call = f"train_step(SimpleNet, nn.MSELoss(), {optimizer_name}, a batch of {n}) after an earlier batch"
     loss = expect_float(tl.train_step(model, mse, optimizer, x, y), call=call)
     expected_loss, expected_grads, expected_params = reference_step(simple_net(seed), make_optimizer, x, y)
-    probe.expect_steps(1, call=call, why="One training step calls optimizer.step() once.")
+    probe.expect_steps(1, call=call, why=_("One training step calls optimizer.step() once."))
     used = probe.expect_clean_step(0, call=call)
     expect_grads(used, expected_grads, call=call)
-    expect_close(loss, expected_loss, call=call, note="Return the loss of this batch before the update.")
+    expect_close(loss, expected_loss, call=call, note=_("Return the loss of this batch before the update."))
     expect_params(model, expected_params, call=call)
 
 
@@ -255,7 +274,7 @@ def test_train_step_twice_in_a_row_uses_each_batchs_own_gradient():
     for i, (x, y) in enumerate(batches):
         call = f"train_step(...) for batch {i + 1} of 2 on the same model and optimizer"
         tl.train_step(model, mse, optimizer, x, y)
-        _, expected_grads, _ = reference_step(reference, lambda params: reference_optimizer, x, y)
+        expected_grads = reference_step(reference, lambda params: reference_optimizer, x, y)[1]
         used = probe.expect_clean_step(i, call=call)
         expect_grads(used, expected_grads, call=call)
 
@@ -272,16 +291,18 @@ def test_train_step_runs_the_articles_loop_with_data_defined():
     call = "train_step(SimpleNet, nn.MSELoss(), SGD(lr=0.01), inputs, targets) 100 times"
     losses = [
         expect_float(tl.train_step(model, criterion, optimizer, inputs, targets), call=call)
-        for _ in range(100)
+        for _step in range(100)
     ]
     if (
         not all(later < earlier for earlier, later in zip(losses, losses[1:], strict=False))
         or losses[-1] > losses[0] / 2
     ):
         fail(
-            f"Called {call}.\nThe losses went {show(losses[:3])} ... {show(losses[-3:])}; with a small "
-            "learning rate on one fixed batch, each step should lower the loss, to less than half in "
-            "100 steps."
+            _(
+                "Called {call}.\nThe losses went {first} ... {last}; with a small "
+                "learning rate on one fixed batch, each step should lower the loss, to less than half in "
+                "100 steps."
+            ).format(call=call, first=show(losses[:3]), last=show(losses[-3:]))
         )
 
 
@@ -301,7 +322,11 @@ def check_train_epoch(seed: int, n: int, batch_size: int, x=None, y=None) -> Non
     probe = Probe(model, optimizer)
     got = expect_float(tl.train_epoch(model, mse, optimizer, loader), call=call)
     batches = len(loader)
-    probe.expect_steps(batches, call=call, why=f"One step per batch, and the loader gives {batches} batches.")
+    probe.expect_steps(
+        batches,
+        call=call,
+        why=_("One step per batch, and the loader gives {batches} batches.").format(batches=batches),
+    )
     for i in range(batches):
         probe.expect_clean_step(i, call=f"{call}; batch {i + 1}")
     reference = simple_net(seed)
@@ -312,13 +337,13 @@ def check_train_epoch(seed: int, n: int, batch_size: int, x=None, y=None) -> Non
         call=call,
         rtol=1e-5,
         mistakes=mean_mistakes(losses, sizes),
-        note=f"The batches had sizes {sizes} and losses {show(losses)}.",
+        note=_("The batches had sizes {sizes} and losses {losses}.").format(sizes=sizes, losses=show(losses)),
     )
     expect_params(
         model,
         [p.detach() for p in reference.parameters()],
         call=call,
-        note="A correct epoch takes one step per batch, in the loader's order.",
+        note=_("A correct epoch takes one step per batch, in the loader's order."),
     )
 
 
@@ -344,14 +369,17 @@ def test_train_epoch_trains_in_training_mode_with_one_clean_step_per_batch():
     loader = DataLoader(TensorDataset(*regression_data(4, 9)), batch_size=4)
     call = "train_epoch(model with Dropout, in eval mode, ..., DataLoader of 9 samples, batch_size=4)"
     tl.train_epoch(model, mse, optimizer, loader)
-    if not probe.forwards or not all(training for _, training, _ in probe.forwards):
+    modes = [training for _size, training, _grad in probe.forwards]
+    if not probe.forwards or not all(modes):
         fail(
-            f"Called {call}.\nThe forward passes ran with model.training = "
-            f"{[training for _, training, _ in probe.forwards]}: dropout was switched off while training.\n"
-            "Likely cause: call model.train() at the start of the epoch; an earlier evaluation may "
-            "have left the model in eval mode."
+            _(
+                "Called {call}.\nThe forward passes ran with model.training = "
+                "{modes}: dropout was switched off while training.\n"
+                "Likely cause: call model.train() at the start of the epoch; an earlier evaluation may "
+                "have left the model in eval mode."
+            ).format(call=call, modes=modes)
         )
-    probe.expect_steps(3, call=call, why="One step per batch: 9 samples in batches of 4 make 3 batches.")
+    probe.expect_steps(3, call=call, why=_("One step per batch: 9 samples in batches of 4 make 3 batches."))
     for i in range(3):
         probe.expect_clean_step(i, call=f"{call}; batch {i + 1}")
 
@@ -365,7 +393,7 @@ XOR_TARGETS = torch.tensor([[0.0], [1.0], [1.0], [0.0]])
 def reference_history(seed: int, x, y, steps: int) -> list[float]:
     """The losses of `steps` correct SGD(lr=0.1) steps, written out by hand (no optimizer to import)."""
     model, losses = linear_model(seed), []
-    for _ in range(steps):
+    for _step in range(steps):
         loss = mse(model(x), y)
         grads = torch.autograd.grad(loss, list(model.parameters()))
         with torch.no_grad():
@@ -381,7 +409,11 @@ def linear_model(seed: int) -> nn.Module:
 
 def float_list(values, *, call: str) -> list[float]:
     if not isinstance(values, list):
-        fail(f"Called {call}.\nIt returned {show(values)}; return the list of losses, one float per step.")
+        fail(
+            _("Called {call}.\nIt returned {got}; return the list of losses, one float per step.").format(
+                call=call, got=show(values)
+            )
+        )
     return [expect_float(v, call=call) for v in values]
 
 
@@ -397,28 +429,34 @@ def test_fit_solves_xor_within_the_step_budget():
     losses = float_list(tl.fit(model, mse, optimizer, XOR_INPUTS, XOR_TARGETS, 0.01, 200), call=call)
     if len(probe.steps) == len(losses) + 1:
         fail(
-            f"Called {call}.\noptimizer.step() ran {len(probe.steps)} times, but {len(losses)} losses came "
-            "back.\nLikely cause: the loss that went below the threshold is missing: append it "
-            "before you stop."
+            _(
+                "Called {call}.\noptimizer.step() ran {steps} times, but {count} losses came "
+                "back.\nLikely cause: the loss that went below the threshold is missing: append it "
+                "before you stop."
+            ).format(call=call, steps=len(probe.steps), count=len(losses))
         )
-    probe.expect_steps(len(losses), call=call, why="Record one loss per training step.")
+    probe.expect_steps(len(losses), call=call, why=_("Record one loss per training step."))
     below = [i for i, loss in enumerate(losses) if loss < 0.01]
     if not below:
         fail(
-            f"Called {call}.\nAfter {len(losses)} steps the losses ended with {show(losses[-3:])}, never "
-            "below 0.01; a correct loop gets there in about 40 steps. Is every step a full training step?"
+            _(
+                "Called {call}.\nAfter {count} steps the losses ended with {last}, never "
+                "below 0.01; a correct loop gets there in about 40 steps. Is every step a full training step?"
+            ).format(call=call, count=len(losses), last=show(losses[-3:]))
         )
     if below[0] != len(losses) - 1:
         fail(
-            f"Called {call}.\nThe loss was below 0.01 after step {below[0] + 1}, "
-            f"yet {len(losses)} steps ran.\n"
-            "Likely cause: you kept training after the first loss below the threshold; stop right there."
+            _(
+                "Called {call}.\nThe loss was below 0.01 after step {step}, yet {count} steps ran.\n"
+                "Likely cause: you kept training after the first loss below the threshold; stop right there."
+            ).format(call=call, step=below[0] + 1, count=len(losses))
         )
     predictions = (model(XOR_INPUTS) > 0.5).float()
     if not torch.equal(predictions, XOR_TARGETS):
         fail(
-            f"Called {call}.\nThe trained model predicts {predictions.flatten().tolist()} for XOR, "
-            "not [0, 1, 1, 0]."
+            _("Called {call}.\nThe trained model predicts {predictions} for XOR, not [0, 1, 1, 0].").format(
+                call=call, predictions=predictions.flatten().tolist()
+            )
         )
 
 
@@ -444,14 +482,17 @@ def test_fit_stops_at_the_first_loss_below_the_threshold(seed, n, first_below):
         call=call,
         rtol=1e-5,
         mistakes=[
-            ("you kept training after the first loss below the threshold; stop right there", full),
-            ("the loss that went below the threshold is missing: append it before you stop", expected[:-1]),
+            (_("you kept training after the first loss below the threshold; stop right there"), full),
             (
-                "you took one step too many after the first loss below the threshold",
+                _("the loss that went below the threshold is missing: append it before you stop"),
+                expected[:-1],
+            ),
+            (
+                _("you took one step too many after the first loss below the threshold"),
                 full[: len(expected) + 1],
             ),
         ],
-        note=f"A correct run's losses: {show(full)}.",
+        note=_("A correct run's losses: {losses}.").format(losses=show(full)),
     )
 
 
@@ -467,8 +508,10 @@ def test_fit_spends_at_most_max_steps(seed, max_steps):
     probe.expect_steps(
         max_steps,
         call=call,
-        why="The threshold is never reached, so fit() spends exactly its budget: "
-        "max_steps steps, counting from 1 (for _ in range(max_steps)).",
+        why=_(
+            "The threshold is never reached, so fit() spends exactly its budget: "
+            "max_steps steps, counting from 1 (for _ in range(max_steps))."
+        ),
     )
     expect_floats(got, max_steps, call=call)
 
@@ -506,19 +549,27 @@ def check_accumulated_step(seed: int, n: int, micro_batches: int) -> None:
     probe.expect_steps(
         1,
         call=call,
-        why="Likely cause: you called step() once per micro-batch. Accumulate the gradients of all "
-        "micro-batches (backward() adds into .grad), then step once for the whole batch.",
+        why=_(
+            "Likely cause: you called step() once per micro-batch. Accumulate the gradients of all "
+            "micro-batches (backward() adds into .grad), then step once for the whole batch."
+        )
+        if len(probe.steps) > 1
+        else _("One training step calls optimizer.step() once."),
     )
     used = probe.expect_clean_step(0, call=call)
-    sizes = [size for size, _, _ in probe.forwards]
+    sizes = [size for size, _training, _grad in probe.forwards]
     expected_sizes = [len(xs) for xs in torch.tensor_split(x, micro_batches)]
     if sizes != expected_sizes:
         fail(
-            f"Called {call}.\nThe model ran on batches of sizes {sizes}; expected {expected_sizes}, "
-            "the parts torch.tensor_split(inputs, micro_batches) makes.\n"
+            _(
+                "Called {call}.\nThe model ran on batches of sizes {sizes}; expected {expected}, "
+                "the parts torch.tensor_split(inputs, micro_batches) makes.\n"
+            ).format(call=call, sizes=sizes, expected=expected_sizes)
             + (
-                "Likely cause: you ran the whole batch at once. Accumulation runs one forward and "
-                "backward per micro-batch, so memory holds one micro-batch's activations at a time."
+                _(
+                    "Likely cause: you ran the whole batch at once. Accumulation runs one forward and "
+                    "backward per micro-batch, so memory holds one micro-batch's activations at a time."
+                )
                 if sizes == [n]
                 else ""
             )
@@ -535,24 +586,30 @@ def check_accumulated_step(seed: int, n: int, micro_batches: int) -> None:
         call=call,
         mistakes=[
             (
-                "you summed the micro-batch losses without scaling them; multiply each "
-                "micro-batch's mean loss by its share of the batch, len(part) / len(inputs)",
+                _(
+                    "you summed the micro-batch losses without scaling them; multiply each "
+                    "micro-batch's mean loss by its share of the batch, len(part) / len(inputs)"
+                ),
                 combine([1.0] * micro_batches),
             ),
             (
-                "you divided each loss by the number of micro-batches; the parts differ in size, so "
-                "scale each by its share of the batch, len(part) / len(inputs)",
+                _(
+                    "you divided each loss by the number of micro-batches; the parts differ in size, so "
+                    "scale each by its share of the batch, len(part) / len(inputs)"
+                ),
                 combine([1.0 / micro_batches] * micro_batches),
             ),
             (
-                "only the last micro-batch's gradient reached step(): zero_grad() inside the loop "
-                "wipes what earlier micro-batches accumulated; zero once, before the loop",
+                _(
+                    "only the last micro-batch's gradient reached step(): zero_grad() inside the loop "
+                    "wipes what earlier micro-batches accumulated; zero once, before the loop"
+                ),
                 combine([0.0] * (micro_batches - 1) + [shares[-1]]),
             ),
         ],
     )
     expect_params(model, expected_params, call=call)
-    expect_close(loss, expected_loss, call=call, rtol=1e-5, note="Return the loss of the whole batch.")
+    expect_close(loss, expected_loss, call=call, rtol=1e-5, note=_("Return the loss of the whole batch."))
 
 
 @exercise("accumulated_step")
@@ -577,20 +634,24 @@ def test_accumulated_step_runs_one_backward_per_micro_batch():
     if probe.log != ["backward"] * 4 + ["step"]:
         backwards, steps = probe.log.count("backward"), probe.log.count("step")
         if steps > 1:
-            cause = (
+            cause = _(
                 "you called step() once per micro-batch. Accumulate the gradients of all micro-batches "
                 "first (each: forward, loss / micro_batches, backward), then call step() once."
             )
         elif backwards == 1:
-            cause = (
+            cause = _(
                 "you ran the whole batch at once: one backward(). Split it into micro_batches chunks "
                 "(x.chunk(micro_batches)) and run forward and backward on each."
             )
         else:
-            cause = "accumulate first (each micro-batch: forward, scaled loss, backward), step last."
+            cause = _("accumulate first (each micro-batch: forward, scaled loss, backward), step last.")
         fail(
-            f"Called {call}.\nThe backward passes and steps came in the order {probe.log}; expected "
-            f"4 backward() calls, one per micro-batch, then one step().\nLikely cause: {cause}"
+            _(
+                "Called {call}.\nThe backward passes and steps came in the order {order}; expected "
+                "4 backward() calls, one per micro-batch, then one step()."
+            ).format(call=call, order=", ".join(f"{event}()" for event in probe.log))
+            + "\n"
+            + _("Likely cause: {cause}").format(cause=cause)
         )
 
 
@@ -610,7 +671,7 @@ def check_clipped_step(seed: int, n: int, max_norm: float, scale: float) -> None
     grads = list(torch.autograd.grad(mse(reference(x), y), list(reference.parameters())))
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item()
     factor = min(1.0, max_norm / (norm + 1e-6))  # clip_grad_norm_'s own rule
-    probe.expect_steps(1, call=call, why="One training step calls optimizer.step() once.")
+    probe.expect_steps(1, call=call, why=_("One training step calls optimizer.step() once."))
     used = probe.expect_clean_step(0, call=call)
     used_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in used])).item()
     expect_grads(
@@ -619,28 +680,43 @@ def check_clipped_step(seed: int, n: int, max_norm: float, scale: float) -> None
         call=call,
         mistakes=[
             (
-                "step() used the unclipped gradient: did you clip after step()? Call "
-                "clip_grad_norm_(model.parameters(), max_norm) between backward() and step()",
+                _(
+                    "step() used the unclipped gradient: did you clip after step()? Call "
+                    "clip_grad_norm_(model.parameters(), max_norm) between backward() and step()"
+                ),
                 grads,
             ),
             (
-                "clip_grad_value_ clamps each entry and changes the gradient's direction; "
-                "clip_grad_norm_ rescales the whole gradient",
+                _(
+                    "clip_grad_value_ clamps each entry and changes the gradient's direction; "
+                    "clip_grad_norm_ rescales the whole gradient"
+                ),
                 [g.clamp(-max_norm, max_norm) for g in grads],
             ),
             (
-                "you clipped each parameter's gradient on its own; clip_grad_norm_ takes all the "
-                "parameters at once and limits their total norm",
+                _(
+                    "you clipped each parameter's gradient on its own; clip_grad_norm_ takes all the "
+                    "parameters at once and limits their total norm"
+                ),
                 [g * min(1.0, max_norm / (torch.linalg.vector_norm(g).item() + 1e-6)) for g in grads],
             ),
             (
-                "you rescaled the gradient to max_norm even though it was smaller; clipping only "
-                "shrinks gradients that are too large",
+                _(
+                    "you rescaled the gradient to max_norm even though it was smaller; clipping only "
+                    "shrinks gradients that are too large"
+                ),
                 [g * max_norm / norm for g in grads],
             ),
         ],
-        note=f"The gradient's total norm was {norm:.6g} and step() saw {used_norm:.6g}; "
-        f"with max_norm={max_norm:g} it should see {norm * factor:.6g}.",
+        note=_(
+            "The gradient's total norm was {norm} and step() saw {used}; "
+            "with max_norm={max_norm} it should see {expected}."
+        ).format(
+            norm=f"{norm:.6g}",
+            used=f"{used_norm:.6g}",
+            max_norm=f"{max_norm:g}",
+            expected=f"{norm * factor:.6g}",
+        ),
     )
     expect_close(
         got,
@@ -649,11 +725,14 @@ def check_clipped_step(seed: int, n: int, max_norm: float, scale: float) -> None
         rtol=1e-5,
         mistakes=[
             (
-                "you returned the norm after clipping; return what clip_grad_norm_ returns, the norm before",
+                _(
+                    "you returned the norm after clipping; return what clip_grad_norm_ returns, "
+                    "the norm before"
+                ),
                 norm * factor,
             ),
         ],
-        note="Return the gradient's total norm before clipping, as clip_grad_norm_ returns it.",
+        note=_("Return the gradient's total norm before clipping, as clip_grad_norm_ returns it."),
     )
 
 
@@ -699,20 +778,28 @@ def stopping_run(
 
 
 STOPPING_MISTAKES = {
-    "stopped one epoch late: stop as soon as `patience` epochs in a row brought no improvement "
-    "(waited >= patience)": {"late": 1},
-    "the patience counter was not reset when the loss improved; set it back to 0 on every new best": {
+    N_(
+        "stopped one epoch late: stop as soon as `patience` epochs in a row brought no improvement "
+        "(waited >= patience)"
+    ): {"late": 1},
+    N_("the patience counter was not reset when the loss improved; set it back to 0 on every new best"): {
         "reset": False
     },
-    "a loss equal to the best is not an improvement: compare with <, so the best epoch is the "
-    "first one to reach the lowest loss": {"ties": True},
-    "you compared each loss with the previous epoch's; compare with the best loss so far": {
+    N_(
+        "a loss equal to the best is not an improvement: compare with <, so the best epoch is the "
+        "first one to reach the lowest loss"
+    ): {"ties": True},
+    N_("you compared each loss with the previous epoch's; compare with the best loss so far"): {
         "against_previous": True
     },
-    "patience was ignored: the run stopped at the first epoch without improvement. Count the epochs "
-    "without improvement and stop only when that count reaches `patience`": {"use_patience": 1},
-    "the run never stopped early: nothing ended the loop when `patience` epochs in a row brought no "
-    "improvement. Count them, and break once the count reaches patience": {"use_patience": math.inf},
+    N_(
+        "patience was ignored: the run stopped at the first epoch without improvement. Count the epochs "
+        "without improvement and stop only when that count reaches `patience`"
+    ): {"use_patience": 1},
+    N_(
+        "the run never stopped early: nothing ended the loop when `patience` epochs in a row brought no "
+        "improvement. Count them, and break once the count reaches patience"
+    ): {"use_patience": math.inf},
 }
 
 
@@ -726,8 +813,10 @@ class EpochSpy:
         self.epochs.append(epoch)
         if len(self.epochs) > len(self.losses):
             fail(
-                f"run_epoch was called {len(self.epochs)} times, more than max_epochs = {len(self.losses)}.\n"
-                "Likely cause: loop over range(max_epochs), so the budget ends the run."
+                _(
+                    "run_epoch was called {count} times, more than max_epochs = {max_epochs}.\n"
+                    "Likely cause: loop over range(max_epochs), so the budget ends the run."
+                ).format(count=len(self.epochs), max_epochs=len(self.losses))
             )
         return self.losses[len(self.epochs) - 1]
 
@@ -744,26 +833,39 @@ def check_early_stopping(losses, patience, max_epochs=None) -> None:
     ran, best_epoch, best_loss = stopping_run(losses, max_epochs, patience)
     if spy.epochs != list(range(len(spy.epochs))):
         fail(
-            f"Called {call}.\nrun_epoch was called with epochs {spy.epochs}; expected 0, 1, 2, ... in order."
+            _(
+                "Called {call}.\nrun_epoch was called with epochs {epochs}; expected 0, 1, 2, ... in order."
+            ).format(call=call, epochs=spy.epochs)
         )
     got_ran = len(spy.epochs)
     if not isinstance(got, tuple) or len(got) != 2 or not isinstance(got[0], int):
         fail(
-            f"Called {call}.\nIt returned {show(got)}; return the pair (best_epoch, best_loss), "
-            "an int and a float."
+            _(
+                "Called {call}.\nIt returned {got}; return the pair (best_epoch, best_loss), "
+                "an int and a float."
+            ).format(call=call, got=show(got))
         )
     got = (got[0], expect_float(got[1], call=call))
     if (got_ran, *got) == (ran, best_epoch, best_loss):
         return
     causes = [
-        cause
+        _(cause)
         for cause, variant in STOPPING_MISTAKES.items()
         if (got_ran, *got) == stopping_run(losses, max_epochs, patience, **variant)
     ]
     fail(
-        f"Called {call}.\nIt ran {got_ran} epoch(s) and returned {got!r}; expected it to run {ran} epoch(s) "
-        f"and return ({best_epoch}, {best_loss!r}).\n"
-        + "".join(f"Likely cause: {cause}\n" for cause in causes)
+        _(
+            "Called {call}.\nIt ran {ran} epoch(s) and returned {got}; expected it to run {expected_ran} "
+            "epoch(s) and return ({best_epoch}, {best_loss}).\n"
+        ).format(
+            call=call,
+            ran=got_ran,
+            got=repr(got),
+            expected_ran=ran,
+            best_epoch=best_epoch,
+            best_loss=repr(best_loss),
+        )
+        + "".join(_("Likely cause: {cause}").format(cause=cause) + "\n" for cause in causes)
     )
 
 
@@ -826,10 +928,12 @@ class ModelFactory:
     def expect_seeded(self, *, call: str) -> None:
         if self.freshly_seeded != [True]:
             fail(
-                f"Called {call}.\nWhen make_model() ran, the global random generator was not freshly "
-                f"seeded with {self.seed}, so the initial weights (and the dropout masks after them) "
-                "depend on whatever ran before.\nLikely cause: call torch.manual_seed(seed) at the start "
-                "of every run, before make_model(); seeding once elsewhere is not enough."
+                _(
+                    "Called {call}.\nWhen make_model() ran, the global random generator was not freshly "
+                    "seeded with {seed}, so the initial weights (and the dropout masks after them) "
+                    "depend on whatever ran before.\nLikely cause: call torch.manual_seed(seed) at the start "
+                    "of every run, before make_model(); seeding once elsewhere is not enough."
+                ).format(call=call, seed=self.seed)
             )
 
 
@@ -848,13 +952,15 @@ def run_seeded(seed: int, epochs: int = 2, batch_size: int = 4) -> tuple[list[fl
 @exercise("seeded_losses")
 def test_seeded_losses_repeat_bit_for_bit_with_the_same_seed():
     torch.rand(3)  # whatever ran before must not matter
-    first, _ = run_seeded(21)
+    first = run_seeded(21)[0]
     torch.rand(5)
-    second, _ = run_seeded(21)
+    second = run_seeded(21)[0]
     if first != second:
         fail(
-            "Called seeded_losses(seed=21, ...) twice.\nThe losses differ:\n"
-            f"  first:  {first}\n  second: {second}\nThe same seed must give the same losses, bit for bit."
+            _(
+                "Called {call} twice.\nThe losses differ:\n"
+                "  first:  {first}\n  second: {second}\nThe same seed must give the same losses, bit for bit."
+            ).format(call="seeded_losses(seed=21, ...)", first=first, second=second)
         )
 
 
@@ -863,47 +969,61 @@ def test_seeded_losses_differ_between_seeds():
     runs = {seed: run_seeded(seed, epochs=1)[0] for seed in (0, 1, 7)}
     if len({tuple(losses) for losses in runs.values()}) < len(runs):
         fail(
-            f"Called seeded_losses with seeds 0, 1 and 7 (one epoch each).\nThe losses were {runs}: "
-            "different seeds gave the same run.\nLikely cause: the function ignores the seed; use it "
-            "for torch.manual_seed and for the DataLoader's generator."
+            _(
+                "Called {call} with seeds 0, 1 and 7 (one epoch each).\nThe losses were {runs}: "
+                "different seeds gave the same run.\nLikely cause: the function ignores the seed; use it "
+                "for torch.manual_seed and for the DataLoader's generator."
+            ).format(call="seeded_losses", runs=runs)
         )
 
 
 @exercise("seeded_losses")
 def test_seeded_losses_shuffle_with_their_own_seeded_generator():
-    _, reads = run_seeded(22)
+    reads = run_seeded(22)[1]
     order = DataLoader(range(10), batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(22))
-    expected = [int(i) for _ in range(2) for batch in order for i in batch]
+    expected = [int(i) for _epoch in range(2) for batch in order for i in batch]
     if reads != expected:
         fail(
-            "Called seeded_losses(seed=22, make_model, dataset of 10, epochs=2, batch_size=4, lr=0.1).\n"
-            f"The dataset was read in the order {reads};\nexpected {expected}, the order of "
-            "DataLoader(dataset, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(22)).\n"
+            _("Called {call}.").format(
+                call="seeded_losses(seed=22, make_model, dataset of 10, epochs=2, batch_size=4, lr=0.1)"
+            )
+            + "\n"
+            + _(
+                "The dataset was read in the order {reads};\nexpected {expected}, the order of "
+                "DataLoader(dataset, batch_size=4, shuffle=True, "
+                "generator=torch.Generator().manual_seed(22)).\n"
+            ).format(reads=reads, expected=expected)
             + (
-                "Likely cause: the data was not shuffled: pass shuffle=True."
+                _("Likely cause: the data was not shuffled: pass shuffle=True.")
                 if reads == list(range(10)) * 2
-                else "Likely cause: give the DataLoader its own generator seeded with the seed, so the "
-                "order depends on the seed alone and not on the global random state."
+                else _(
+                    "Likely cause: give the DataLoader its own generator seeded with the seed, so the "
+                    "order depends on the seed alone and not on the global random state."
+                )
             )
         )
 
 
 @exercise("seeded_losses")
 def test_seeded_losses_match_a_reference_run():
-    got, _ = run_seeded(23)
+    got = run_seeded(23)[0]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(23)
         model = ModelFactory(23)().train()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         generator = torch.Generator().manual_seed(23)
         loader = DataLoader(RecordingDataset(), batch_size=4, shuffle=True, generator=generator)
-        expected = [loss for _ in range(2) for loss in batch_losses(model, loader, lambda _: optimizer)[0]]
+        expected = [
+            loss for _epoch in range(2) for loss in batch_losses(model, loader, lambda params: optimizer)[0]
+        ]
     expect_close(
         got,
         expected,
         call="seeded_losses(seed=23, make_model, dataset of 10, epochs=2, batch_size=4, lr=0.1)",
         rtol=1e-5,
-        note="The reference: torch.manual_seed(seed); model = make_model(); SGD(lr); nn.MSELoss(); "
-        "a shuffling DataLoader with generator=torch.Generator().manual_seed(seed); model.train(); "
-        "one training step per batch.",
+        note=_(
+            "The reference: torch.manual_seed(seed); model = make_model(); SGD(lr); nn.MSELoss(); "
+            "a shuffling DataLoader with generator=torch.Generator().manual_seed(seed); model.train(); "
+            "one training step per batch."
+        ),
     )
