@@ -119,9 +119,11 @@ def test_the_prose_check_tells_english_from_code(line, prose):
 # --- the catalogs ---------------------------------------------------------------------------
 
 
-def test_the_converted_katas_are_katas():
-    names = {kata.name for kata in MANIFEST.katas}
+def test_the_converted_katas_are_katas_and_every_kata_is_converted():
+    names = [kata.name for kata in MANIFEST.katas]
     assert [k for k in catalogs.CONVERTED if k not in names] == []
+    missing = [k for k in names if k not in catalogs.CONVERTED]
+    assert missing == [], f"{missing}: mark its messages with _() and translate them (README, Adding a kata)"
     assert LANGUAGES == ["zh"], "a new language needs its place in katas/_harness/language.py too"
 
 

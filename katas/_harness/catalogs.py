@@ -36,7 +36,22 @@ HEADER_COMMENT = (
     "# Translate the msgstr lines; keep every {{field}} as it is. `python -m katas catalog`\n"
     "# adds new messages, drops old ones and compiles the .mo (README.md, Adding a kata)."
 )
-CONVERTED = ("00_tensors", "01_autograd", "03_dynamic_graphs", "04_modules", "05_losses_optimizers", "06_training_loop", "07_training_dynamics", "09_checkpointing", "10_devices", "11_datasets", "13_capstone")
+CONVERTED = (
+    "00_tensors",
+    "01_autograd",
+    "02_autograd_engine",
+    "03_dynamic_graphs",
+    "04_modules",
+    "05_losses_optimizers",
+    "06_training_loop",
+    "07_training_dynamics",
+    "08_convolutions",
+    "09_checkpointing",
+    "10_devices",
+    "11_datasets",
+    "12_modern_pytorch",
+    "13_capstone",
+)
 
 
 def domains() -> tuple[str, ...]:
