@@ -100,7 +100,7 @@ def test_a_bad_name_is_one_line_and_exit_2(copy, target):
 
 def test_a_close_kata_name_is_suggested(copy):
     result = katas_command(copy, "reset", "01_autogard", "--yes")
-    assert "did you mean: 01_autograd?" in result.stderr
+    assert "did you mean: 01_autograd" in result.stderr  # first: the closest of the close names
 
 
 def test_one_exercise_of_a_file_that_does_not_compile_points_to_the_kata_reset(copy):

@@ -105,6 +105,35 @@ FLAGGED = [
         """,
     ),
     (
+        "data",
+        """
+        class Value:
+            def __init__(self, data: float):
+                self.data = data
+
+
+        def nudge(weights: Tensor, v: Value) -> Tensor:
+            weights.data += v.data  # <- flagged
+            return weights
+        """,
+    ),
+    (
+        "sync-in-training-loop",
+        """
+        def train_until(model: nn.Module, optimizer, loader) -> list:
+            losses = []
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = F.mse_loss(model(x), y)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())  # <- flagged
+                if len(losses) > 100:
+                    break
+            return losses
+        """,
+    ),
+    (
         "sync-in-training-loop",
         """
         def train_and_collect(model: nn.Module, optimizer, train_loader) -> list:
@@ -178,6 +207,34 @@ FLAGGED = [
 
 # (rule, source): the idiomatic counterpart, and look-alikes the rule must leave alone.
 CLEAN = [
+    (
+        "data",
+        """
+        class Value:
+            def __init__(self, data: float):
+                self.data = data
+
+
+        def double(v: Value) -> Value:
+            return Value(2 * v.data)
+        """,
+    ),
+    (
+        "sync-in-training-loop",
+        """
+        def train_with_guard(model: nn.Module, optimizer, loader, max_loss: float) -> list:
+            losses = []
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = F.mse_loss(model(x), y)
+                losses.append(loss.item())  # the stop decision needs the number on every batch
+                if not math.isfinite(losses[-1]) or losses[-1] > max_loss:
+                    break
+                loss.backward()
+                optimizer.step()
+            return losses
+        """,
+    ),
     (
         "data",
         """

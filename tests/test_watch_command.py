@@ -175,7 +175,7 @@ def test_without_a_kata_it_starts_at_the_first_unfinished_one(copy):
 def test_an_unknown_kata_is_one_line_and_exit_2(copy):
     result = katas_command(copy, "watch", "01_autogard")
     assert result.returncode == 2
-    assert result.stderr.startswith("error: no kata named '01_autogard'; did you mean: 01_autograd?")
+    assert result.stderr.startswith("error: no kata named '01_autogard'; did you mean: 01_autograd")
     assert result.stderr.count("\n") == 1
 
 

@@ -196,6 +196,7 @@ class _Function:
 
     def __init__(self, node: ast.FunctionDef | ast.AsyncFunctionDef):
         self.node = node
+        self.own_data = False
         params = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
         self.tensors = {a.arg for a in params if _is_tensor_annotation(a.annotation)}
         self.models = {a.arg for a in params if _is_module_annotation(a.annotation)} | _MODEL_NAMES
@@ -237,6 +238,8 @@ def _rule_data(fn: _Function) -> Iterator[ast.AST]:
                 continue  # a Dataset keeping its samples in self.data
             if _dotted(node).startswith("torch."):
                 continue  # torch.utils.data
+            if fn.own_data and not fn.is_tensor(base):
+                continue  # the module's own class has a .data (kata 02's Value): only a tensor's counts
             yield node
 
 
@@ -308,7 +311,30 @@ def _rule_sync_in_training_loop(fn: _Function) -> Iterator[ast.AST]:
         if isinstance(loop, ast.For) and _batch_source(loop.iter):
             for node in _walk_body(loop):
                 if _call_name(node) in _SYNC_CALLS and isinstance(node.func, ast.Attribute):
-                    yield node
+                    if not _decides_to_stop(loop, node):
+                        yield node
+
+
+def _decides_to_stop(loop: ast.For, sync: ast.Call) -> bool:
+    """The synced value decides, on this very batch, whether the loop stops (a divergence check):
+    then reading it each step is the point, not a habit to drop."""
+    names: set[str] = set()  # loss_value = loss.item()
+    lists: set[str] = set()  # losses.append(loss.item()), then read as losses[-1]
+    for node in ast.walk(loop):
+        if isinstance(node, ast.Assign) and any(n is sync for n in ast.walk(node.value)):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        if isinstance(node, ast.Call) and _call_name(node) == "append" and any(a is sync for a in node.args):
+            lists.add(_dotted(node.func.value))
+    for node in ast.walk(loop):
+        if isinstance(node, ast.If) and any(
+            isinstance(inner, (ast.Break, ast.Return)) for stmt in node.body for inner in ast.walk(stmt)
+        ):
+            for read in ast.walk(node.test):
+                if read is sync or (isinstance(read, ast.Name) and read.id in names):
+                    return True
+                if isinstance(read, ast.Subscript) and _dotted(read.value) in lists:
+                    return True
+    return False
 
 
 def _grad_off_lines(fn: _Function) -> set[int]:
@@ -387,13 +413,20 @@ def analyze(source: str, path: str, names: set[str] | None = None) -> list[Findi
     Raises SyntaxError for a file that does not parse.
     """
     found: set[Finding] = set()
-    for top in ast.parse(source).body:
+    tree = ast.parse(source)
+    own_data = any(  # a class of the module sets self.data: `.data` may be that, not Tensor.data
+        isinstance(node, ast.Attribute) and node.attr == "data" and _dotted(node.value) == "self"
+        and isinstance(node.ctx, ast.Store)
+        for top in tree.body if isinstance(top, ast.ClassDef) for node in ast.walk(top)
+    )  # fmt: skip
+    for top in tree.body:
         if not isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
         if names is not None and top.name not in names:
             continue
         for function in _functions(top):
             fn = _Function(function)
+            fn.own_data = own_data
             for rule, check in _RULES.items():
                 found.update(Finding(path, node.lineno, rule, top.name) for node in check(fn))
     return sorted(found, key=lambda f: (f.line, f.rule))
