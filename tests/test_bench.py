@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_a_run_reports_seconds_and_peak_memory():
     seconds, peak_mb = bench._run([sys.executable, "-c", "x = bytearray(50_000_000)"], ROOT, {})
     assert 0 < seconds < 30
-    assert 50 <= peak_mb < 500
+    assert 50 <= peak_mb < 5000  # MB, not KiB or bytes (an interpreter with site hooks starts at 500)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import doctest
 import importlib
 import importlib.util
 import random
+import sys
 import tempfile
 
 import pytest
@@ -101,6 +102,7 @@ def namespaces():
     """Per kata: the stub module's globals, with every name the stub defines taken from the solution."""
     finder = KataModuleFinder.for_manifest(MANIFEST, ROOT / "solutions")
     finder.install()
+    registered = []
     try:
         found = {}
         for kata in MANIFEST.katas:
@@ -109,6 +111,10 @@ def namespaces():
                 f"_stub_{kata.module}", kata.stub_path(ROOT / "katas")
             )
             stub = importlib.util.module_from_spec(spec)
+            # Importable by its name, as any module is: torch 2.5's dynamo imports the module of
+            # each global it traces (a doctest's lambda has the stub's __name__ as its module).
+            sys.modules[spec.name] = stub
+            registered.append(spec.name)
             spec.loader.exec_module(stub)
             names = dict(vars(stub))
             for name, value in vars(stub).items():
@@ -117,6 +123,8 @@ def namespaces():
             found[kata.name] = names
         yield found
     finally:
+        for name in registered:
+            sys.modules.pop(name, None)
         finder.uninstall()
 
 

@@ -38,6 +38,13 @@ HARD_CODED_CUDA = N_(
 )
 
 
+def asks_for_a_gpu(err: BaseException) -> bool:
+    """torch's error for a GPU the machine lacks: "not compiled with CUDA" on a CPU build,
+    "Found no NVIDIA driver" on a CUDA build without a GPU (PyPI's Linux wheel)."""
+    text = str(err).lower()
+    return "cuda" in text or "nvidia driver" in text
+
+
 def on_any_machine(fn, *args, call: str):
     """Call fn(*args); an error from asking for a GPU this machine lacks names the hard-coded device."""
     try:
@@ -45,7 +52,7 @@ def on_any_machine(fn, *args, call: str):
     except NotImplementedError:
         raise
     except (AssertionError, RuntimeError) as err:
-        if "cuda" not in str(err).lower():
+        if not asks_for_a_gpu(err):
             raise
         error = err
     fail(
@@ -513,7 +520,7 @@ def expect_batches_on_the_model_device(run, *, call: str) -> None:
         if not probe.seen:
             fail(_("Called {call}.\nIt never called the model on a batch.").format(call=call))
     if error is not None:
-        cuda = "cuda" in str(error).lower()
+        cuda = asks_for_a_gpu(error)
         cause = (
             _(HARD_CODED_CUDA)
             if cuda
