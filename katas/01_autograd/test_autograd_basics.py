@@ -50,6 +50,11 @@ def reference_value(f, x: float, dtype: torch.dtype = torch.float64) -> float:
 
 # --- grad_at -----------------------------------------------------------------
 
+ARTICLE_FORMULA = N_(
+    "you returned 2x + 3, the derivative of the article's x**2 + 3x + 2, whatever f is: "
+    "differentiate the f you are given with autograd"
+)
+
 
 @exercise("grad_at")
 def test_grad_at_reproduces_the_article_example():
@@ -64,7 +69,12 @@ def test_grad_at_reproduces_the_article_example():
 def test_grad_at_gives_23_for_the_article_cubic_at_2():
     call = "grad_at(lambda a: a**3 + 4*a**2 - 5*a + 2, 2.0)"
     got = expect_float(ab.grad_at(article_cubic, 2.0), call=call)
-    expect_close(got, 23.0, call=call, mistakes=[(_("you returned the value b = 16, not db/da"), 16.0)])
+    expect_close(
+        got,
+        23.0,
+        call=call,
+        mistakes=[(_("you returned the value b = 16, not db/da"), 16.0), (_(ARTICLE_FORMULA), 2 * 2.0 + 3)],
+    )
 
 
 @exercise("grad_at")
@@ -79,7 +89,10 @@ def test_grad_at_matches_autograd_for_random_functions(f, x):
         call=call,
         rtol=1e-4,
         atol=atol,
-        mistakes=[(_("you returned f(x), the value, not its derivative"), reference_value(f, x))],
+        mistakes=[
+            (_("you returned f(x), the value, not its derivative"), reference_value(f, x)),
+            (_(ARTICLE_FORMULA), 2 * x + 3),
+        ],
     )
 
 

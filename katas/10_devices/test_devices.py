@@ -940,6 +940,12 @@ def prefix_mistakes(keys: list[str]) -> list[tuple[str, list[str]]]:
     ]
 
 
+FIRST_DOT = N_(
+    "everything up to the first dot was dropped from every key, prefixed or not: remove only a "
+    "leading 'module.' (key.removeprefix('module.'))"
+)
+
+
 def expect_keys(got, expected_keys: list[str], call: str, mistakes=()) -> None:
     if not hasattr(got, "keys"):
         fail(_("Called {call}.\nIt returned {got}; a dict is asked for.").format(call=call, got=show(got)))
@@ -993,7 +999,8 @@ def test_strip_module_prefix_leaves_a_plain_checkpoint_alone():
                     "start with 'module.'"
                 ),
                 [k[len("module.") :] for k in checkpoint],
-            )
+            ),
+            (_(FIRST_DOT), [k.split(".", 1)[-1] for k in checkpoint]),
         ],
     )
     copied = [k for k in checkpoint if got[k] is not checkpoint[k]]
@@ -1027,6 +1034,7 @@ def test_strip_module_prefix_undoes_the_prefix_for_any_key(paths):
         dv.strip_module_prefix(unprefixed),
         list(unprefixed),
         f"strip_module_prefix({{{', '.join(map(repr, unprefixed))}}})",
+        mistakes=[(_(FIRST_DOT), [k.split(".", 1)[-1] for k in unprefixed])],
     )
 
 

@@ -372,7 +372,13 @@ class Spy:
         return len(self.calls)
 
     def expect_calls(self, count: int, *, call: str, why: str) -> None:
+        """`why` explains a wrong number of calls; never calling at all has a cause of its own."""
         if self.count != count:
+            if self.count == 0 and count > 0:
+                why = _(
+                    "Likely cause: the result does not depend on {name} at all: a hard-coded formula "
+                    "(say, the derivative of the lesson's example) instead of running {name}."
+                ).format(name=self.name)
             fail(
                 _("Called {call}.\nIt called {name} {count} time(s); expected exactly {expected}.").format(
                     call=call, name=self.name, count=self.count, expected=count

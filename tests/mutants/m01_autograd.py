@@ -29,7 +29,7 @@ def grad_at_finite_differences(f, x):
     return ((plus - minus) / (2 * h)).item()
 
 
-@mutant(KATA, "grad_at")
+@mutant(KATA, "grad_at", says="whatever f is")
 def grad_at_hard_codes_the_article(f, x):
     """Hard-codes the derivative of the article's x**2 + 3x + 2."""
     return 2 * x + 3

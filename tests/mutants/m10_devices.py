@@ -327,7 +327,7 @@ def strip_seven_characters(state_dict):
     return {k[7:]: v for k, v in state_dict.items()}
 
 
-@mutant(KATA, "strip_module_prefix")
+@mutant(KATA, "strip_module_prefix", says="up to the first dot", everywhere=True)
 def strip_split_on_first_dot(state_dict):
     """Drops everything up to the first dot of every key, prefixed or not."""
     return {k.split(".", 1)[-1]: v for k, v in state_dict.items()}

@@ -288,7 +288,7 @@ def count_graphs_instead_of_breaks(fn, *args):
     return torch._dynamo.explain(fn)(*args).graph_count
 
 
-@mutant(KATA, "count_graph_breaks")
+@mutant(KATA, "count_graph_breaks", says="does not come from fn")
 def count_graph_breaks_hard_coded(fn, *args):
     """Assumes the article's single break for every function."""
     return 1
@@ -317,7 +317,7 @@ def coin_flip_swapped(x):
     return torch.where(torch.rand(()) > 0.5, torch.sin(x), x**2)
 
 
-@mutant(KATA, "coin_flip_computation")
+@mutant(KATA, "coin_flip_computation", says="one random number per call")
 def coin_flip_per_element(x):
     """Draws one coin per element instead of one per call."""
     return torch.where(torch.rand(x.shape) > 0.5, x**2, torch.sin(x))
