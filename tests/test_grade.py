@@ -225,3 +225,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
     result = katas_command(ROOT, "grade", "--format", "pdf")
     assert result.returncode == 2 and "unknown format pdf" in result.stderr
+
+
+def test_a_folder_above_python_that_other_accounts_cannot_enter_is_covered_too(tmp_path):
+    """A checkout made with `mktemp -d` is 0700: a kata's account reaches its .venv only if the
+    grader covers that folder and binds the installation back inside it."""
+    from katas._harness.grading import sandbox
+
+    closed = tmp_path / "checkout"
+    venv = closed / ".venv" / "lib"
+    venv.mkdir(parents=True)
+    closed.chmod(0o700)
+    (closed / ".venv").chmod(0o755)
+    assert str(closed) in sandbox.closed_ancestors((str(venv),))
+    closed.chmod(0o755)
+    assert str(closed) not in sandbox.closed_ancestors((str(venv),))

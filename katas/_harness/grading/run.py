@@ -135,17 +135,26 @@ class Grader:
         self.base_lock = threading.Lock()
         self.can_hide = sandbox.can_hide_folders()
         # Covered in each child's own mount namespace: the grader's checkout (solutions/) and home.
+        self.shown = sandbox.installation_folders() if self.can_hide else ()
+        # ... and any folder above the installation that a kata's account could not pass through
+        # (a checkout made with `mktemp -d` is 0700), so that Python stays reachable inside.
         self.hidden = (
             tuple(
                 sorted(
-                    {os.path.realpath(manifest.root), os.path.realpath(os.path.expanduser("~"))}
+                    (
+                        {os.path.realpath(manifest.root), os.path.realpath(os.path.expanduser("~"))}
+                        | {
+                            folder  # never one that holds the grader's own work folder
+                            for folder in sandbox.closed_ancestors(self.shown)
+                            if not os.path.realpath(self.work).startswith(folder + os.sep)
+                        }
+                    )
                     - {os.path.realpath(os.sep)}
                 )
             )
             if self.can_hide
             else ()
         )
-        self.shown = sandbox.installation_folders() if self.can_hide else ()
         self.accounts = (
             sandbox.Accounts(max(1, limits.jobs) + 1, limits.uid_base)  # + 1: the collection's
             if sandbox.accounts_usable(self.can_hide)

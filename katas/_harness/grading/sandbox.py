@@ -134,6 +134,22 @@ def installation_folders() -> tuple[str, ...]:
     return tuple(sorted({os.path.realpath(f) for f in folders if os.path.isdir(f)}))
 
 
+def closed_ancestors(folders: tuple[str, ...]) -> set[str]:
+    """The folders above `folders` that other accounts cannot pass through (mode without o+x,
+    as `mktemp -d` makes them): covered too, so that the installation is bound back reachable."""
+    closed = set()
+    for folder in folders:
+        parent = os.path.dirname(folder)
+        while parent and parent != os.sep:
+            try:
+                if not os.stat(parent).st_mode & 0o001:
+                    closed.add(parent)
+            except OSError:
+                pass
+            parent = os.path.dirname(parent)
+    return closed
+
+
 def not_dumpable() -> None:
     """Make /proc/<this pid>/{mem,environ,cwd,...} root's; a no-op where prctl is missing."""
     _prctl(_PR_SET_DUMPABLE, 0)
