@@ -414,12 +414,29 @@ FLAT = N_(
 SWAPPED = N_("combine's arguments are swapped: call combine(folded left, folded right), in that order")
 
 
+def folded_children_only(combine, call: str):
+    """combine, refusing a child that reached it unfolded (a pair rather than a tensor)."""
+
+    def checked(left, right):
+        if not (isinstance(left, torch.Tensor) and isinstance(right, torch.Tensor)):
+            fail(
+                _(
+                    "Called {call}.\ncombine was called with ({left}, {right}): a pair of the tree reached "
+                    "combine unfolded.\nLikely cause: only one child was folded; fold both before "
+                    "combining: combine(fold_tree(left, combine), fold_tree(right, combine))."
+                ).format(call=call, left=type(left).__name__, right=type(right).__name__)
+            )
+        return combine(left, right)
+
+    return checked
+
+
 @exercise("fold_tree")
 @pytest.mark.parametrize("shape", [(None, (None, None)), ((None, None), None)], ids=["a-(b-c)", "(a-b)-c"])
 def test_fold_tree_follows_the_tree_shape_with_a_non_commutative_combine(shape):
     leaves = [torch.tensor(v, requires_grad=True) for v in (1.0, 2.0, 3.0)]
     call = f"fold_tree({spell(shape, 'abc')}, torch.sub) with a, b, c = 1.0, 2.0, 3.0"
-    result = dg.fold_tree(fill(shape, leaves), torch.sub)
+    result = dg.fold_tree(fill(shape, leaves), folded_children_only(torch.sub, call))
     expect_tracked(result, call=call)
     got = [result.item(), *(g.item() for g in grads_of(result, leaves, torch.tensor(1.0)))]
 
@@ -464,7 +481,7 @@ def tree_case(shape, seed: int, dim: int = 3):
 def test_fold_tree_runs_a_tree_rnn_on_random_trees(shape, seed):
     leaves, cell = tree_case(shape, seed)
     call = f"fold_tree({spell(shape)}, combine) with {cell!r}, random 3-vectors x_i, seed {seed}"
-    result = dg.fold_tree(fill(shape, leaves), cell)
+    result = dg.fold_tree(fill(shape, leaves), folded_children_only(cell, call))
     expect_tracked(result, call=call)
     expected = reference_fold(fill(shape, leaves), cell)
     expect_tensor_close(

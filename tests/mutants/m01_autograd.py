@@ -82,7 +82,7 @@ def vjp_mutates_callers_tensor(f, x, v):
     return x.grad
 
 
-@mutant(KATA, "vector_jacobian_product")
+@mutant(KATA, "vector_jacobian_product", says="J @ v")
 def vjp_jacobian_times_v(f, x, v):
     """Computes J @ v (a Jacobian-vector product) instead of v^T J."""
     jacobian = torch.autograd.functional.jacobian(f, x)

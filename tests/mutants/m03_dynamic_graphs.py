@@ -120,7 +120,7 @@ def fold_tree_swapped(tree, combine):
     return combine(fold_tree_swapped(right, combine), fold_tree_swapped(left, combine))
 
 
-@mutant(KATA, "fold_tree")
+@mutant(KATA, "fold_tree", says="only one child was folded")
 def fold_tree_recurses_left_only(tree, combine):
     """Recurses into the left child only, as if every right child were a leaf."""
     if isinstance(tree, torch.Tensor):
