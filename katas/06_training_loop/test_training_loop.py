@@ -821,6 +821,42 @@ class EpochSpy:
         return self.losses[len(self.epochs) - 1]
 
 
+# Curves on which every two of STOPPING_MISTAKES' variants stop differently: one curve can fit
+# several mistakes, so a cause is named only when the function behaves like it on all of these.
+PROBE_CURVES = (
+    ([1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0], 2),
+    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], 2),
+    ([1.0, 3.0, 2.0, 3.0, 2.0, 3.0, 2.0, 3.0], 2),
+    ([5.0, 4.0, 4.0, 3.0, 3.0, 2.0, 2.0, 2.0], 2),
+    ([5.0, 4.0, 6.0, 3.0, 6.0, 2.0, 7.0, 1.0], 2),
+    ([4.0, 5.0, 3.0, 5.0, 5.0, 2.0, 6.0, 6.0], 3),
+)
+
+
+class OverBudget(Exception):
+    pass
+
+
+def behaves_like(train_with_early_stopping, variant) -> bool:
+    """Whether the learner's function stops like `variant` on every probe curve."""
+    for losses, patience in PROBE_CURVES:
+        epochs = []
+
+        def run_epoch(epoch, losses=losses, epochs=epochs):
+            if len(epochs) == len(losses):
+                raise OverBudget
+            epochs.append(epoch)
+            return losses[len(epochs) - 1]
+
+        try:
+            returned = tuple(train_with_early_stopping(run_epoch, len(losses), patience))
+        except Exception:  # noqa: BLE001 - a probe that fails tells nothing about this variant
+            return False
+        if (len(epochs), *returned) != stopping_run(losses, len(losses), patience, **variant):
+            return False
+    return True
+
+
 def check_early_stopping(losses, patience, max_epochs=None) -> None:
     max_epochs = len(losses) if max_epochs is None else max_epochs
     losses = losses[:max_epochs]
@@ -852,6 +888,7 @@ def check_early_stopping(losses, patience, max_epochs=None) -> None:
         _(cause)
         for cause, variant in STOPPING_MISTAKES.items()
         if (got_ran, *got) == stopping_run(losses, max_epochs, patience, **variant)
+        and behaves_like(tl.train_with_early_stopping, variant)
     ]
     fail(
         _(

@@ -1005,6 +1005,43 @@ def class_frequencies(indices, labels, num_classes):
     return (counts / counts.sum()).tolist()
 
 
+WITHOUT_REPLACEMENT = N_(
+    "Called {call} and drew from it.\nIt raised RuntimeError: {error}\nLikely cause: replacement=False; "
+    "balancing draws rare samples many times, so draw with replacement=True."
+)
+
+
+def draw(labels, num_samples, seed, call):
+    """The sampler and its draw; a draw without replacement that runs out of samples is named."""
+    error = None
+    try:
+        sampler = dp.balanced_sampler(labels, num_samples, seed)
+        indices = list(sampler)
+    except RuntimeError as err:
+        if "replacement" not in str(err):
+            raise
+        error = err
+    if error is not None:  # failing outside the except clause keeps the chained traceback out
+        fail(_(WITHOUT_REPLACEMENT).format(call=call, error=error))
+    return sampler, indices
+
+
+def weight_cause(sampler, labels, got, by_count) -> str | None:
+    """What the sampler's weights show, when the draw came out unbalanced."""
+    weights = getattr(sampler, "weights", None)
+    if isinstance(weights, torch.Tensor) and len(weights) != len(labels):
+        return _(
+            "Likely cause: the sampler holds {count} weights, one per class; it draws indices "
+            "0 .. len(weights) - 1, so give it one weight per sample: 1 / (count of its class)."
+        ).format(count=len(weights))
+    if by_count is not None and all(abs(f - w) < 0.05 for f, w in zip(got, by_count, strict=True)):
+        return _(
+            "Likely cause: weights by class count instead of inverse; rare classes get rarer. "
+            "Weight sample i by 1 / (count of its class)."
+        )
+    return None
+
+
 @exercise("balanced_sampler")
 def test_balanced_sampler_weights_each_sample_by_its_inverse_class_count():
     labels = torch.tensor([0, 2, 0, 1, 0, 2])  # counts: 3, 1, 2
@@ -1060,21 +1097,7 @@ def test_balanced_sampler_draws_every_class_about_equally(counts, seed):
     labels = labels[torch.randperm(len(labels), generator=gen)]
     num_samples = 3000
     call = f"balanced_sampler(<labels with class counts {counts}>, num_samples={num_samples}, seed={seed})"
-    error = None
-    try:
-        indices = list(dp.balanced_sampler(labels, num_samples, seed))
-    except RuntimeError as err:
-        if "replacement" not in str(err):
-            raise
-        error = err
-    if error is not None:
-        fail(
-            _(
-                "Called {call} and drew from it.\nIt raised RuntimeError: {error}\n"
-                "Likely cause: replacement=False; "
-                "balancing draws rare samples many times, so draw with replacement=True."
-            ).format(call=call, error=error)
-        )
+    sampler, indices = draw(labels, num_samples, seed, call)
     if len(indices) != num_samples or not all(0 <= i < len(labels) for i in indices):
         fail(
             _(
@@ -1102,17 +1125,17 @@ def test_balanced_sampler_draws_every_class_about_equally(counts, seed):
             ).format(call=call, got=[round(f, 3) for f in got], share=f"{share:.3f}")
             + "\n"
             + (
-                _(
-                    "Likely cause: weights by class count instead of inverse; rare classes get rarer. "
-                    "Weight sample i by 1 / (count of its class)."
-                )
-                if all(abs(f - w) < 0.05 for f, w in zip(got, by_count, strict=True))
-                else _("(The data itself has frequencies {frequencies}.)").format(
+                weight_cause(sampler, labels, got, by_count)
+                or _("(The data itself has frequencies {frequencies}.)").format(
                     frequencies=[round(c / total, 3) for c in counts]
                 )
             )
             + "\n"
         )
+
+
+# Class frequencies of a sampler weighted by count on 18 + 2 samples: 18 * 18 : 2 * 2.
+BY_COUNT_18_2 = [324 / 328, 4 / 328]
 
 
 @exercise("balanced_sampler")
@@ -1122,7 +1145,7 @@ def test_balanced_sampler_is_reproducible_and_feeds_a_dataloader():
     draws = []
     for global_seed in (1, 2):
         with global_rng_seeded(global_seed):
-            draws.append(list(dp.balanced_sampler(labels, 40, 5)))
+            draws.append(draw(labels, 40, 5, call)[1])
     if draws[0] != draws[1]:
         fail(
             _(
@@ -1146,9 +1169,11 @@ def test_balanced_sampler_is_reproducible_and_feeds_a_dataloader():
         )
     minority = int((seen == 1).sum())
     if not 8 <= minority <= 32:
+        cause = weight_cause(loader.sampler, labels, [1 - minority / 40, minority / 40], BY_COUNT_18_2)
         fail(
             _(
                 "Called {call}.\nClass 1 (2 samples of 20) came "
                 "{count} times in 40 draws; a balanced sampler draws it about 20 times."
             ).format(call=loader_call, count=minority)
+            + (f"\n{cause}" if cause else "")
         )
