@@ -14,6 +14,7 @@ import pytest
 
 from tests.load import scaled
 from tests.project_copy import MANIFEST, ROOT, katas_command, make_copy, solve, stub_file
+from tests.prose import english_prose
 
 WAIT = scaled(60)  # seconds, longer on a loaded machine (tests/load.py)
 
@@ -21,8 +22,10 @@ WAIT = scaled(60)  # seconds, longer on a loaded machine (tests/load.py)
 class Watching:
     """A `katas watch` process whose output is read as it comes."""
 
-    def __init__(self, copy, *args: str):
+    def __init__(self, copy, *args: str, language: str | None = None):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if language:
+            env["KATAS_LANG"] = language
         self.process = subprocess.Popen(
             [sys.executable, "-m", "katas", "watch", *args, "--no-clear"],
             cwd=copy,
@@ -69,8 +72,8 @@ def copy(tmp_path):
 def watching(copy):
     started = []
 
-    def start(*args: str) -> Watching:
-        started.append(Watching(copy, *args))
+    def start(*args: str, language: str | None = None) -> Watching:
+        started.append(Watching(copy, *args, language=language))
         return started[-1]
 
     yield start
@@ -87,6 +90,7 @@ def test_a_save_shows_the_current_exercise_result(copy, watching):
     first = watcher.expect("Watching katas/01_autograd/")
     assert "· 01_autograd/grad_at: todo" in first
     assert "TODO: implement grad_at() in katas/01_autograd/autograd_basics.py" in first
+    assert first.count("python -m katas hint 01_autograd/grad_at") == 1, first
 
     solve(copy, "grad_at")
     result = watcher.expect("· 01_autograd/partial_derivatives: todo")
@@ -102,6 +106,22 @@ def test_a_wrong_answer_shows_its_failure_message_and_the_hint_command(copy, wat
     shown = watcher.expect("Stuck? python -m katas hint 01_autograd/grad_at")
     assert "✗ 01_autograd/grad_at: failing" in shown
     assert "Likely cause: you returned f(1.0) = 6, the value, not the gradient" in shown
+    assert shown.split("------")[-1].count("python -m katas hint") == 1, shown
+
+
+def test_in_chinese_every_screen_is_chinese_apart_from_code(copy, watching):
+    """KATAS_LANG=zh: the header, a TODO, a wrong answer's message and cause, the footer."""
+    watcher = watching("01_autograd", language="zh")
+    screens = watcher.expect("正在监视 katas/01_autograd/")
+    assert "待完成：在 katas/01_autograd/autograd_basics.py 中实现 grad_at()" in screens
+    solve(copy, "grad_at")
+    stub = stub_file(copy)
+    save(stub, stub.read_text(encoding="utf-8").replace("return t.grad.item()", "return f(t).item()"))
+    screens += watcher.expect("可能的原因")
+    screens += watcher.expect("正在监视")
+    assert "它返回了 6，但测试期望的是 5。" in screens
+    english = [f"{line!r}: {english_prose(line)}" for line in screens.splitlines() if english_prose(line)]
+    assert not english, "English prose in a Chinese watch:\n" + "\n".join(english)
 
 
 def test_a_save_by_rename_is_seen(copy, watching):

@@ -304,7 +304,8 @@ class Watcher:
         ]
         if failures:
             lines += [""] + _cut(failures[0].message)
-        lines += ["", msg.WATCH_HINT.format(exercise=shown.qualname)]
+        if not (failures and failures[0].outcome == "todo"):  # the TODO line names the hint already
+            lines += ["", msg.WATCH_HINT.format(exercise=shown.qualname)]
         return lines
 
     def _show(self, lines: list[str]) -> None:
