@@ -111,7 +111,9 @@ def test_mse_loss_matches_nn_mse_loss_for_every_reduction(shape, scale, seed, re
     pred = scale * torch.randn(shape, generator=gen)
     target = scale * torch.randn(shape, generator=gen)
     expected = nn.MSELoss(reduction=reduction)(pred, target)
-    call = f"mse_loss(pred, target, reduction={reduction!r}) with random tensors of shape {shape}"
+    call = _("mse_loss(pred, target, reduction={reduction}) with random tensors of shape {shape}").format(
+        reduction=repr(reduction), shape=shape
+    )
     with forbidden(call, _(MSE_HOW), *translated(MSE_LIBRARY)):
         got = lo.mse_loss(pred, target, reduction)
     # rtol 1e-5: float32 sums of up to 64 squares, added in another order than PyTorch's kernel.
@@ -130,7 +132,9 @@ def test_mse_loss_backpropagates_to_the_prediction(shape, seed, reduction):
     expected = nn.MSELoss(reduction=reduction)(theirs, target)
     weights = torch.randn(expected.shape, generator=gen)  # backward through every output element
     (expected * weights).sum().backward()
-    call = f"mse_loss(pred, target, reduction={reduction!r}) on a pred that requires grad, then backward()"
+    call = _(
+        "mse_loss(pred, target, reduction={reduction}) on a pred that requires grad, then backward()"
+    ).format(reduction=repr(reduction))
     with forbidden(call, _(MSE_HOW), *translated(MSE_LIBRARY)):
         got = lo.mse_loss(mine, target, reduction)
     if not isinstance(got, torch.Tensor) or not got.requires_grad:
@@ -142,7 +146,13 @@ def test_mse_loss_backpropagates_to_the_prediction(shape, seed, reduction):
             ).format(call=call, got=show(got))
         )
     (got * weights).sum().backward()
-    expect_tensor_close(mine.grad, theirs.grad, call=call + ", reading pred.grad", rtol=1e-5, atol=1e-6)
+    expect_tensor_close(
+        mine.grad,
+        theirs.grad,
+        call=_("{call}, reading {what}").format(call=call, what="pred.grad"),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 @exercise("mse_loss")
@@ -247,7 +257,9 @@ def classification_batches(draw, scales=(1.0, 30.0, 1000.0)):
 def test_cross_entropy_matches_f_cross_entropy(batch, reduction):
     logits, target, text = batch
     expected = F.cross_entropy(logits, target, reduction=reduction)
-    call = f"cross_entropy(logits, target, reduction={reduction!r}) with {text}"
+    call = _("cross_entropy(logits, target, reduction={reduction}) with {text}").format(
+        reduction=repr(reduction), text=text
+    )
     with forbidden(call, _(CE_HOW), *translated(CE_LIBRARY)):
         got = lo.cross_entropy(logits, target, reduction)
     expect_finite(got, call=call)
@@ -289,7 +301,9 @@ def test_cross_entropy_gradient_matches_f_cross_entropy(batch, reduction, seed):
     expected = F.cross_entropy(theirs, target, reduction=reduction)
     weights = torch.randn(expected.shape, generator=torch.Generator().manual_seed(seed))
     (expected * weights).sum().backward()
-    call = f"cross_entropy(logits, target, reduction={reduction!r}) with {text}, then backward()"
+    call = _("cross_entropy(logits, target, reduction={reduction}) with {text}, then backward()").format(
+        reduction=repr(reduction), text=text
+    )
     with forbidden(call, _(CE_HOW), *translated(CE_LIBRARY)):
         got = lo.cross_entropy(mine, target, reduction)
     if not isinstance(got, torch.Tensor) or not got.requires_grad:
@@ -303,7 +317,11 @@ def test_cross_entropy_gradient_matches_f_cross_entropy(batch, reduction, seed):
     expect_finite(mine.grad, call=call, what=_("The gradient d loss / d logits is"))
     # The gradient is softmax - one_hot, computed from the same rounded logsumexp: same scale of error.
     expect_tensor_close(
-        mine.grad, theirs.grad, call=call + ", reading logits.grad", atol=ce_atol(logits, "mean"), rtol=1e-5
+        mine.grad,
+        theirs.grad,
+        call=_("{call}, reading {what}").format(call=call, what="logits.grad"),
+        atol=ce_atol(logits, "mean"),
+        rtol=1e-5,
     )
 
 
@@ -326,7 +344,9 @@ def parameters_with_grads(draw):
     for p, has in zip(params, has_grad, strict=True):
         if has:
             p.grad = torch.randn(p.shape, generator=gen)
-    call_text = f"parameters of shapes {shapes}, with a gradient: {has_grad}"
+    call_text = _("parameters of shapes {shapes}, with a gradient: {has_grad}").format(
+        shapes=shapes, has_grad=has_grad
+    )
     return params, call_text
 
 
@@ -334,7 +354,8 @@ def parameters_with_grads(draw):
 @given(case=parameters_with_grads(), default=st.booleans())
 def test_zero_grad_sets_every_gradient_to_none_by_default(case, default):
     params, text = case
-    call = f"zero_grad(params{'' if default else ', set_to_none=True'}) with {text}"
+    args = "params" if default else "params, set_to_none=True"
+    call = _("zero_grad({args}) with {params}").format(args=args, params=text)
     with forbidden(call, _(ZERO_GRAD_HOW), *ZERO_GRAD_LIBRARY):
         result = lo.zero_grad(params) if default else lo.zero_grad(params, set_to_none=True)
     if result is not None:
@@ -369,7 +390,7 @@ def test_zero_grad_sets_every_gradient_to_none_by_default(case, default):
 def test_zero_grad_without_set_to_none_zeroes_each_gradient_in_place(case):
     params, text = case
     before = [p.grad for p in params]
-    call = f"zero_grad(params, set_to_none=False) with {text}"
+    call = _("zero_grad({args}) with {params}").format(args="params, set_to_none=False", params=text)
     with forbidden(call, _(ZERO_GRAD_HOW), *ZERO_GRAD_LIBRARY):
         lo.zero_grad(params, set_to_none=False)
     for i, (p, old) in enumerate(zip(params, before, strict=True)):
@@ -420,14 +441,16 @@ def test_gradients_accumulate_unless_zero_grad_runs_between_backward_calls(set_t
     only_second = flat(p.grad for p in reference.parameters())
     model(x1).pow(2).sum().backward()
     first = flat(p.grad for p in model.parameters())
-    call = f"zero_grad(model.parameters(), set_to_none={set_to_none}) between the backward() of two batches"
+    call = _(
+        "zero_grad(model.parameters(), set_to_none={set_to_none}) between the backward() of two batches"
+    ).format(set_to_none=set_to_none)
     with forbidden(call, _(ZERO_GRAD_HOW), *ZERO_GRAD_LIBRARY):
         lo.zero_grad(model.parameters(), set_to_none=set_to_none)
     model(x2).pow(2).sum().backward()
     expect_tensor_close(
         flat(p.grad for p in model.parameters()),
         only_second,
-        call=call + ", reading the gradients after the second backward()",
+        call=_("{call}, reading the gradients after the second backward()").format(call=call),
         mistakes=[
             (
                 _(
@@ -548,6 +571,16 @@ NOT_UPDATED = N_(
 )
 
 
+STEPS = N_(
+    "{name}(params, state, {args}) with the same state dict at every step; the parameters (flattened) "
+    "after step {k} of {n}"
+)
+STEPS_CHANGING_LR = N_(
+    "{name}(params, state, {args}) with the same state dict at every step (lr changes at every step, as "
+    "a scheduler sets it: {lrs}); the parameters (flattened) after step {k} of {n}"
+)
+
+
 def expect_steps(name, step, params, initial, grads, hyper, reference, by_hand):
     """Run `step(params, state, **hyper)` once per gradient set; check the parameters after each step.
 
@@ -563,12 +596,8 @@ def expect_steps(name, step, params, initial, grads, hyper, reference, by_hand):
     for k, step_grads in enumerate(grads):
         step_hyper = {**hyper, "lr": step_lr(lrs, k)}
         shown = ", ".join(f"{key}={v!r}" for key, v in step_hyper.items())
-        call_changing = (
-            f" (lr changes at every step, as a scheduler sets it: {lrs})" if isinstance(lrs, list) else ""
-        )
-        call = (
-            f"{name}(params, state, {shown}) with the same state dict at every step{call_changing}; the "
-            f"parameters (flattened) after step {k + 1} of {len(grads)}"
+        call = _(STEPS_CHANGING_LR if isinstance(lrs, list) else STEPS).format(
+            name=name, args=shown, lrs=lrs, k=k + 1, n=len(grads)
         )
         for p, g in zip(params, step_grads, strict=True):
             if p.grad is None:
@@ -670,7 +699,7 @@ def test_sgd_step_skips_parameters_without_a_gradient():
     frozen = nn.Parameter(torch.tensor([1.0, -2.0]))
     trained = nn.Parameter(torch.tensor([0.5]))
     trained.grad = torch.tensor([2.0])
-    call = (
+    call = _(
         "sgd_step([frozen, trained], state, lr=0.1, momentum=0.9, weight_decay=0.1) where frozen.grad is None"
     )
     with forbidden(call, _(SGD_HOW), *SGD_LIBRARY):
@@ -678,14 +707,16 @@ def test_sgd_step_skips_parameters_without_a_gradient():
     expect_tensor_close(
         frozen.detach(),
         torch.tensor([1.0, -2.0]),
-        call=call + ", reading frozen",
+        call=_("{call}, reading {what}").format(call=call, what="frozen"),
         note=_(
             "A parameter without a gradient (frozen, or unused in the loss) is skipped: no update, not "
             "even weight decay. Check `if p.grad is None: continue`."
         ),
     )
     expect_tensor_close(
-        trained.detach(), torch.tensor([0.5 - 0.1 * (2.0 + 0.1 * 0.5)]), call=call + ", reading trained"
+        trained.detach(),
+        torch.tensor([0.5 - 0.1 * (2.0 + 0.1 * 0.5)]),
+        call=_("{call}, reading {what}").format(call=call, what="trained"),
     )
 
 
@@ -1031,9 +1062,14 @@ def expect_training(seed, n_batches, schedule, lr, momentum, epochs):
     expected_lrs = expected_seen[::n_batches]
     model, batches, optimizer, scheduler = setup()
     seen = record_step_lrs(optimizer)
-    call = (
-        f"train_with_schedule(SimpleNet, nn.MSELoss(), {n_batches} batches, epochs={epochs}, "
-        f"SGD(lr={lr:g}, momentum={momentum:g}), {schedule})"
+    call = _(
+        "train_with_schedule(SimpleNet, nn.MSELoss(), {n_batches} batches, epochs={epochs}, {optimizer}, "
+        "{schedule})"
+    ).format(
+        n_batches=n_batches,
+        epochs=epochs,
+        optimizer=f"SGD(lr={lr:g}, momentum={momentum:g})",
+        schedule=schedule,
     )
     returned = lo.train_with_schedule(model, nn.MSELoss(), batches, epochs, optimizer, scheduler)
     if not is_close(seen, expected_seen, rtol=1e-6, atol=1e-12):
@@ -1060,7 +1096,7 @@ def expect_training(seed, n_batches, schedule, lr, momentum, epochs):
     expect_close(
         returned,
         expected_lrs,
-        call=call + ", the learning rate of each epoch",
+        call=_("{call}, the learning rate of each epoch").format(call=call),
         rtol=1e-6,
         atol=1e-12,
         mistakes=[(_(SCHEDULE_READ_LATE), expected_lrs[1:] + [optimizer.param_groups[0]["lr"]])],
@@ -1072,7 +1108,7 @@ def expect_training(seed, n_batches, schedule, lr, momentum, epochs):
     expect_tensor_close(
         trained,
         expected_params,
-        call=call + ", reading the trained parameters",
+        call=_("{call}, reading the trained parameters").format(call=call),
         rtol=1e-5,
         atol=1e-6,
         mistakes=mistakes,
@@ -1111,7 +1147,7 @@ def test_train_with_schedule_steps_the_scheduler_once_per_epoch_after_the_optimi
         message = _(
             "Called {call}.\nThe calls ran in the order {events},\nbut the tests expected {expected}."
         ).format(
-            call="train_with_schedule(model, loss_fn, 3 batches, epochs=2, optimizer, scheduler)",
+            call=_("train_with_schedule(model, loss_fn, 3 batches, epochs=2, optimizer, scheduler)"),
             events=events,
             expected=expected,
         )
