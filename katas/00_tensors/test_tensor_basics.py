@@ -90,7 +90,7 @@ def expect_dtype_of_x(got: Tensor, x: Tensor, call: str) -> None:
 @exercise("add_bias_column")
 def test_add_bias_column_appends_a_column_of_ones():
     x = torch.tensor([[2.0, 3.0], [4.0, 5.0], [6.0, 7.0]])
-    call = "add_bias_column(x) with x = [[2., 3.], [4., 5.], [6., 7.]]"
+    call = _("add_bias_column(x) with x = [[2., 3.], [4., 5.], [6., 7.]]")
     got = expect_a_tensor(attempt(tb.add_bias_column, x, call=call, cause=_(BIAS_ERROR)), call)
     expect_dtype_of_x(got, x, call)
     expect_tensor(
@@ -117,7 +117,7 @@ def test_add_bias_column_appends_a_column_of_ones():
 )
 def test_add_bias_column_keeps_the_dtype_of_x(dtype, n, d, seed):
     x = torch.randint(0, 10, (n, d), generator=torch.Generator().manual_seed(seed)).to(dtype)
-    call = f"add_bias_column(x) with x of shape ({n}, {d}) and dtype {dtype}"
+    call = _("add_bias_column(x) with x of shape {shape} and dtype {dtype}").format(shape=(n, d), dtype=dtype)
     got = expect_a_tensor(attempt(tb.add_bias_column, x, call=call, cause=_(BIAS_ERROR)), call)
     expect_dtype_of_x(got, x, call)
     expect_tensor(got, torch.cat([x, torch.ones(n, 1, dtype=dtype)], dim=1), call=call)
@@ -129,7 +129,7 @@ def test_add_bias_column_stays_on_the_device_of_x():
     # CPU while x sits on the GPU; here the roles are swapped so the test runs anywhere: x is on
     # the CPU and the default device is `meta` (shapes and dtypes, no data).
     x = torch.tensor([[2.0, 3.0], [4.0, 5.0]], dtype=torch.float64)
-    call = "add_bias_column(x) with x on the CPU, inside `with torch.device('meta'):`"
+    call = _("add_bias_column(x) with x on the CPU, inside `with torch.device('meta'):`")
     with torch.device("meta"):
         got = attempt(
             tb.add_bias_column,
@@ -192,7 +192,7 @@ def expect_a_view(got: Tensor, x: Tensor, call: str) -> None:
 @exercise("flatten_batch")
 def test_flatten_batch_returns_a_view_of_a_contiguous_tensor():
     x = torch.arange(24).reshape(2, 3, 4)
-    call = "flatten_batch(x) with x = torch.arange(24).reshape(2, 3, 4)"
+    call = _("flatten_batch(x) with x = torch.arange(24).reshape(2, 3, 4)")
     got = check_flattened(attempt(tb.flatten_batch, x, call=call, cause=_(VIEW_ERROR)), x, call)
     expect_a_view(got, x, call)
 
@@ -200,7 +200,7 @@ def test_flatten_batch_returns_a_view_of_a_contiguous_tensor():
 @exercise("flatten_batch")
 def test_flatten_batch_copies_a_transposed_tensor():
     x = torch.arange(24).reshape(2, 4, 3).transpose(1, 2)  # shape (2, 3, 4), not contiguous
-    call = "flatten_batch(x) with x = torch.arange(24).reshape(2, 4, 3).transpose(1, 2)"
+    call = _("flatten_batch(x) with x = torch.arange(24).reshape(2, 4, 3).transpose(1, 2)")
     check_flattened(attempt(tb.flatten_batch, x, call=call, cause=_(VIEW_ERROR)), x, call)
 
 
@@ -231,7 +231,9 @@ def batch_layouts(draw):
 @given(layout=batch_layouts())
 def test_flatten_batch_views_whenever_the_strides_allow(layout):
     x, text = layout
-    call = f"flatten_batch(x) with x = {text}, shape {tuple(x.shape)}, strides {x.stride()}"
+    call = _("flatten_batch(x) with x = {x}, shape {shape}, strides {strides}").format(
+        x=text, shape=tuple(x.shape), strides=x.stride()
+    )
     got = check_flattened(attempt(tb.flatten_batch, x, call=call, cause=_(VIEW_ERROR)), x, call)
     # torch's own reshape decides whether a view is possible for this layout
     if shares_memory(x.reshape(x.shape[0], -1), x):
@@ -275,7 +277,9 @@ def test_channels_first_moves_the_channel_axis():
     # One 2x3 image with 3 channels that are easy to tell apart: channel c of pixel p holds 100*c + p.
     pixels = torch.arange(6.0).reshape(2, 3)
     images = torch.stack([pixels, 100 + pixels, 200 + pixels], dim=-1)[None]
-    call = "channels_first(images) with images of shape (1, 2, 3, 3), channel c of pixel p holding 100*c + p"
+    call = _(
+        "channels_first(images) with images of shape (1, 2, 3, 3), channel c of pixel p holding 100*c + p"
+    )
     check_channels_first(tb.channels_first(images), images, call)
 
 
@@ -283,14 +287,14 @@ def test_channels_first_moves_the_channel_axis():
 @given(shape=st.tuples(*[st.integers(1, 4)] * 4), seed=seeds)
 def test_channels_first_keeps_every_pixel_value(shape, seed):
     images = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-    call = f"channels_first(images) with images of shape (B, H, W, C) = {shape}"
+    call = _("channels_first(images) with images of shape (B, H, W, C) = {shape}").format(shape=shape)
     check_channels_first(tb.channels_first(images), images, call)
 
 
 @exercise("channels_first")
 def test_channels_first_returns_a_contiguous_tensor():
     images = torch.randn(2, 4, 5, 3, generator=torch.Generator().manual_seed(0))
-    call = "channels_first(images) with images of shape (2, 4, 5, 3)"
+    call = _("channels_first(images) with images of shape (2, 4, 5, 3)")
     got = check_channels_first(tb.channels_first(images), images, call)
     if not got.is_contiguous():
         fail(
@@ -498,7 +502,7 @@ def check_distances(got, a: Tensor, b: Tensor, expected: Tensor, call: str, rtol
 def test_pairwise_distances_of_a_small_example():
     a = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
     b = torch.tensor([[0.0, 0.0], [6.0, 8.0], [3.0, 0.0]])
-    call = "pairwise_distances(a, b) with a = [[0., 0.], [3., 4.]], b = [[0., 0.], [6., 8.], [3., 0.]]"
+    call = _("pairwise_distances(a, b) with a = [[0., 0.], [3., 4.]], b = [[0., 0.], [6., 8.], [3., 0.]]")
     got = attempt(tb.pairwise_distances, a, b, call=call, cause=_(DISTANCE_ERROR))
     check_distances(got, a, b, torch.tensor([[0.0, 10.0, 3.0], [5.0, 5.0, 4.0]]), call)
 
@@ -514,7 +518,9 @@ def test_pairwise_distances_of_a_small_example():
 def test_pairwise_distances_match_the_definition(n, m, d, dtype, seed):
     gen = torch.Generator().manual_seed(seed)
     a, b = torch.randn(n, d, generator=gen, dtype=dtype), torch.randn(m, d, generator=gen, dtype=dtype)
-    call = f"pairwise_distances(a, b) with a of shape ({n}, {d}), b of shape ({m}, {d}), dtype {dtype}"
+    call = _("pairwise_distances(a, b) with a of shape {shape}, b of shape {shape2}, dtype {dtype}").format(
+        shape=(n, d), shape2=(m, d), dtype=dtype
+    )
     got = attempt(tb.pairwise_distances, a, b, call=call, cause=_(DISTANCE_ERROR))
     expected = torch.tensor([[math.dist(p, q) for q in b.tolist()] for p in a.tolist()], dtype=dtype)
     # Correct formulas (sqrt of summed squares, norm, cdist) round differently: a few ulps apart.
@@ -546,7 +552,7 @@ def count_operations(n: int, m: int) -> tuple[object, int]:
 def test_pairwise_distances_use_broadcasting_not_loops():
     _small, few = count_operations(3, 2)
     got, many = count_operations(30, 20)
-    call = "pairwise_distances(a, b) with 3 and 2 rows, then with 30 and 20 rows"
+    call = _("pairwise_distances(a, b) with 3 and 2 rows, then with 30 and 20 rows")
     if many > few:
         fail(
             _(
@@ -607,7 +613,7 @@ def check_picked(got, x: Tensor, index: Tensor, expected: Tensor, call: str) -> 
 def test_pick_per_row_of_a_small_example():
     x = torch.arange(1.0, 13.0).reshape(4, 3)  # rows [1, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11, 12]
     index = torch.tensor([2, 0, 1, 2])
-    call = "pick_per_row(x, index=[2, 0, 1, 2]) with x = torch.arange(1., 13.).reshape(4, 3)"
+    call = _("pick_per_row(x, index=[2, 0, 1, 2]) with x = torch.arange(1., 13.).reshape(4, 3)")
     got = attempt(tb.pick_per_row, x, index, call=call, cause=_(PICK_ERROR))
     check_picked(got, x, index, torch.tensor([3.0, 4.0, 8.0, 12.0]), call)
 
@@ -623,7 +629,9 @@ def test_pick_per_row_for_random_indices(n, k, dtype, seed):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randint(-100, 100, (n, k), generator=gen).to(dtype)
     index = torch.randint(0, k, (n,), generator=gen)
-    call = f"pick_per_row(x, index={index.tolist()}) with x of shape ({n}, {k}) and dtype {dtype}"
+    call = _("pick_per_row(x, index={index}) with x of shape {shape} and dtype {dtype}").format(
+        index=index.tolist(), shape=(n, k), dtype=dtype
+    )
     got = attempt(tb.pick_per_row, x, index, call=call, cause=_(PICK_ERROR))
     expected = torch.tensor([x[i, index[i]].item() for i in range(n)], dtype=dtype)
     check_picked(got, x, index, expected, call)
@@ -634,7 +642,7 @@ def test_pick_per_row_for_random_indices(n, k, dtype, seed):
 def test_pick_per_row_at_the_argmax_gives_the_row_maximum(n, k, seed):
     x = torch.randn(n, k, generator=torch.Generator().manual_seed(seed))
     index = x.argmax(dim=1)  # the column of each row's largest score: the predicted class
-    call = f"pick_per_row(x, x.argmax(dim=1)) with x of shape ({n}, {k})"
+    call = _("pick_per_row(x, x.argmax(dim=1)) with x of shape {shape}").format(shape=(n, k))
     got = attempt(tb.pick_per_row, x, index, call=call, cause=_(PICK_ERROR))
     check_picked(got, x, index, x.amax(dim=1), call)
 
@@ -683,7 +691,7 @@ def check_out_of_place(got, x: Tensor, before: Tensor, version: int, value: floa
 def test_replace_negatives_returns_a_new_tensor_and_keeps_x():
     x = torch.tensor([-1.5, 0.0, 2.0, -0.1])
     before, version = x.clone(), x._version
-    call = "replace_negatives(x, -1.0) with x = [-1.5, 0., 2., -0.1]"
+    call = _("replace_negatives(x, -1.0) with x = [-1.5, 0., 2., -0.1]")
     got = tb.replace_negatives(x, -1.0)
     check_out_of_place(got, x, before, version, -1.0, call)
 
@@ -705,7 +713,9 @@ values = st.floats(-3.0, 3.0, allow_nan=False).map(lambda v: round(v, 1))
 @given(x=signed_tensors(), value=values)
 def test_replace_negatives_for_random_tensors(x, value):
     before, version = x.clone(), x._version
-    call = f"replace_negatives(x, {value}) with x = {show(x)}, dtype {x.dtype}"
+    call = _("replace_negatives(x, {value}) with x = {x}, dtype {dtype}").format(
+        value=value, x=show(x), dtype=x.dtype
+    )
     got = tb.replace_negatives(x, value)
     check_out_of_place(got, x, before, version, value, call)
 
@@ -725,7 +735,7 @@ def check_in_place(got, x: Tensor, before: Tensor, value: float, call: str) -> N
     expect_tensor(
         x,
         expected,
-        call=f"{call}, then read x",
+        call=_("{call}, then read x").format(call=call),
         mistakes=[
             (
                 _(
@@ -749,7 +759,7 @@ def check_in_place(got, x: Tensor, before: Tensor, value: float, call: str) -> N
 def test_replace_negatives_in_place_changes_x_and_returns_it():
     x = torch.tensor([-1.5, 0.0, 2.0, -0.1])
     before = x.clone()
-    call = "replace_negatives_(x, -1.0) with x = [-1.5, 0., 2., -0.1]"
+    call = _("replace_negatives_(x, -1.0) with x = [-1.5, 0., 2., -0.1]")
     got = tb.replace_negatives_(x, -1.0)
     check_in_place(got, x, before, -1.0, call)
 
@@ -777,8 +787,11 @@ def test_replace_negatives_in_place_writes_through_a_view(rows, cols, view, dtyp
     selected = torch.zeros_like(base, dtype=torch.bool)
     VIEWS[view](selected).fill_(True)  # which entries of base the view covers
     x = VIEWS[view](base)
-    where = "x = base" if view == "base" else _("x = {view}, a view of base").format(view=view)
-    call = f"replace_negatives_(x, {value}) with {where} = {show(original)}"
+    if view == "base":
+        call = _("replace_negatives_(x, {value}) with x = base = {base}")
+    else:
+        call = _("replace_negatives_(x, {value}) with x = {view}, a view of base = {base}")
+    call = call.format(value=value, view=view, base=show(original))
     got = tb.replace_negatives_(x, value)
     check_in_place(got, x, VIEWS[view](original), value, call)
     expected_base = torch.where(selected & (original < 0), torch.tensor(value, dtype=dtype), original)
