@@ -60,7 +60,9 @@ def same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
 def test_tensor_pair_dataset_has_one_pair_per_sample(n, feature_shape, seed):
     data = randn(n, *feature_shape, seed=seed)
     labels = torch.randint(0, 5, (n,), generator=torch.Generator().manual_seed(seed))
-    call = f"TensorPairDataset(data of shape {tuple(data.shape)}, labels of shape ({n},))"
+    call = _("TensorPairDataset(data of shape {shape}, labels of shape ({n},))").format(
+        shape=tuple(data.shape), n=n
+    )
     ds = dp.TensorPairDataset(data, labels)
     expect_close(
         len(ds),
@@ -96,11 +98,11 @@ def test_tensor_pair_dataset_has_one_pair_per_sample(n, feature_shape, seed):
                     "then the input.\nLikely cause: {cause}."
                 ).format(call=call, i=i, first=show(item[0]), second=show(item[1]), cause=_(SWAPPED_PAIR))
             )
-        expect_tensor_close(item[0], data[i], call=f"{call}[{i}][0], the input")
+        expect_tensor_close(item[0], data[i], call=_("{call}[{i}][0], the input").format(call=call, i=i))
         expect_tensor_close(
             item[1],
             labels[i],
-            call=f"{call}[{i}][1], the label",
+            call=_("{call}[{i}][1], the label").format(call=call, i=i),
             mistakes=[
                 (_("the label does not belong to sample i: index both tensors with `index`"), labels[0])
             ]
@@ -112,7 +114,7 @@ def test_tensor_pair_dataset_has_one_pair_per_sample(n, feature_shape, seed):
 @exercise("TensorPairDataset")
 def test_tensor_pair_dataset_feeds_a_dataloader():
     data, labels = randn(10, 3), torch.arange(10) % 3
-    call = "for x, y in DataLoader(TensorPairDataset(data, labels), batch_size=4)"
+    call = _("for x, y in DataLoader(TensorPairDataset(data, labels), batch_size=4)")
     batches = list(DataLoader(dp.TensorPairDataset(data, labels), batch_size=4))
     for batch in batches:
         if not (isinstance(batch, (list, tuple)) and len(batch) == 2):
@@ -127,16 +129,18 @@ def test_tensor_pair_dataset_feeds_a_dataloader():
     expect_tensor_close(
         seen,
         data,
-        call=f"{call}, all x concatenated",
+        call=_("{call}, all x concatenated").format(call=call),
         mistakes=[(_(SWAPPED_PAIR), labels)],
         note=_("The loader asks the dataset for indices 0 .. len(ds) - 1: __len__ decides what it reads."),
     )
-    expect_tensor_close(torch.cat([y for _x, y in batches]), labels, call=f"{call}, all y concatenated")
+    expect_tensor_close(
+        torch.cat([y for _x, y in batches]), labels, call=_("{call}, all y concatenated").format(call=call)
+    )
 
 
 @exercise("TensorPairDataset")
 def test_tensor_pair_dataset_rejects_data_and_labels_of_different_lengths():
-    call = "TensorPairDataset(data with 5 samples, labels with 4)"
+    call = _("TensorPairDataset(data with 5 samples, labels with 4)")
     try:
         dp.TensorPairDataset(torch.zeros(5, 2), torch.zeros(4))
     except ValueError:
@@ -162,7 +166,9 @@ def test_tensor_pair_dataset_rejects_data_and_labels_of_different_lengths():
     seed=seeds,
 )
 def test_make_loader_counts_full_and_partial_batches(n, batch_size, drop_last, shuffle, seed):
-    call = f"make_loader(<{n} samples>, {batch_size}, shuffle={shuffle}, drop_last={drop_last}, seed={seed})"
+    call = _(
+        "make_loader(<{n} samples>, {batch_size}, shuffle={shuffle}, drop_last={drop_last}, seed={seed})"
+    ).format(n=n, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
     loader = dp.make_loader(
         TensorDataset(torch.arange(n)), batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed
     )
@@ -209,7 +215,9 @@ def test_make_loader_counts_full_and_partial_batches(n, batch_size, drop_last, s
 @given(n=st.integers(1, 30), batch_size=st.integers(1, 8), seed=seeds)
 def test_make_loader_yields_every_sample_once_per_epoch(n, batch_size, seed):
     ds = TensorDataset(torch.arange(n))
-    call = f"make_loader(<samples 0..{n - 1}>, {batch_size}, shuffle=True, seed={seed})"
+    call = _("make_loader(<samples 0..{last}>, {batch_size}, shuffle=True, seed={seed})").format(
+        last=n - 1, batch_size=batch_size, seed=seed
+    )
     loader = dp.make_loader(ds, batch_size, shuffle=True, seed=seed)
     for epoch in (1, 2):
         order = sample_ids(loader)
@@ -235,7 +243,7 @@ def test_make_loader_yields_every_sample_once_per_epoch(n, batch_size, seed):
 @exercise("make_loader")
 def test_make_loader_same_seed_same_order_whatever_the_global_rng():
     ds = TensorDataset(torch.arange(24))
-    call = "make_loader(<samples 0..23>, 5, shuffle=True, seed=7)"
+    call = _("make_loader(<samples 0..23>, 5, shuffle=True, seed=7)")
     orders = []
     for global_seed in (1, 2):
         with global_rng_seeded(global_seed):
@@ -266,7 +274,7 @@ def test_make_loader_same_seed_same_order_whatever_the_global_rng():
 def test_make_loader_orders_differ_between_seeds_and_between_epochs():
     ds = TensorDataset(torch.arange(32))
     by_seed = [sample_ids(dp.make_loader(ds, 8, shuffle=True, seed=seed)) for seed in (0, 1)]
-    call = "make_loader(<samples 0..31>, 8, shuffle=True, seed=0)"
+    call = _("make_loader(<samples 0..31>, 8, shuffle=True, seed=0)")
     if by_seed[0] == by_seed[1]:
         fail(
             _(
@@ -334,7 +342,7 @@ def expect_collated(got, sequences, labels, padding_value, call):
     expect_tensor_close(
         padded,
         expected,
-        call=f"{call}, padded",
+        call=_("{call}, padded").format(call=call),
         mistakes=[
             (
                 _(
@@ -352,8 +360,8 @@ def expect_collated(got, sequences, labels, padding_value, call):
             ),
         ],
     )
-    expect_tensor_close(lengths, expected_lengths, call=f"{call}, lengths")
-    expect_tensor_close(got_labels, torch.tensor(labels), call=f"{call}, labels")
+    expect_tensor_close(lengths, expected_lengths, call=_("{call}, lengths").format(call=call))
+    expect_tensor_close(got_labels, torch.tensor(labels), call=_("{call}, labels").format(call=call))
 
 
 @exercise("pad_collate")
@@ -375,10 +383,10 @@ def test_pad_collate_for_random_lengths(lengths, feature_shape, padding_value, s
     gen = torch.Generator().manual_seed(seed)
     sequences = [torch.randn(length, *feature_shape, generator=gen) for length in lengths]
     labels = torch.randint(0, 10, (len(lengths),), generator=gen).tolist()
-    call = (
-        f"pad_collate(<{len(lengths)} samples, sequence lengths {lengths}, "
-        f"features {feature_shape}>, padding_value={padding_value})"
-    )
+    call = _(
+        "pad_collate(<{count} samples, sequence lengths {lengths}, "
+        "features {features}>, padding_value={padding_value})"
+    ).format(count=len(lengths), lengths=lengths, features=feature_shape, padding_value=padding_value)
     got = dp.pad_collate(list(zip(sequences, labels, strict=True)), padding_value=padding_value)
     expect_collated(got, sequences, labels, padding_value, call)
 
@@ -389,15 +397,14 @@ def test_pad_collate_as_a_dataloader_collate_fn_pads_each_batch_to_its_own_longe
     sequences = [randn(length, seed=i) for i, length in enumerate(lengths)]
     samples = list(zip(sequences, range(6), strict=True))  # a list of pairs is a map-style dataset
     collate = partial(dp.pad_collate, padding_value=-1.0)
-    call = (
+    call = _(
         "DataLoader(<6 sequences of lengths 2, 5, 1 | 1, 2, 1>, batch_size=3, "
         "collate_fn=partial(pad_collate, padding_value=-1.0))"
     )
     for start, batch in zip((0, 3), DataLoader(samples, batch_size=3, collate_fn=collate), strict=True):
         labels = list(range(start, start + 3))
-        expect_collated(
-            tuple(batch), sequences[start : start + 3], labels, -1.0, call=f"{call}, batch {start // 3}"
-        )
+        batch_call = _("{call}, batch {index}").format(call=call, index=start // 3)
+        expect_collated(tuple(batch), sequences[start : start + 3], labels, -1.0, call=batch_call)
 
 
 # --- compose --------------------------------------------------------------------------
@@ -456,7 +463,7 @@ affines = st.builds(Affine, st.integers(-3, 3).filter(bool), st.integers(-4, 4))
 @given(transforms=st.lists(affines, min_size=0, max_size=4), seed=seeds)
 def test_compose_matches_applying_each_transform_in_turn(transforms, seed):
     x = randn(3, seed=seed)
-    call = f"compose({transforms})(x) with x = {show(x)}"
+    call = _("compose({transforms})(x) with x = {x}").format(transforms=transforms, x=show(x))
     got = dp.compose(transforms)(x)
     mistakes = [(_(REVERSED), apply_in_order(transforms[::-1], x))]
     if transforms:
@@ -528,7 +535,7 @@ def test_transformed_dataset_transforms_each_sample_when_it_is_read(n, seed):
     data, labels = randn(n, 2, seed=seed), torch.arange(n)
     original = data.clone()
     transform = CountingTransform()
-    call = f"TransformedDataset(<{n} samples>, labels, transform=lambda x: 3 * x - 1)"
+    call = _("TransformedDataset(<{n} samples>, labels, transform=lambda x: 3 * x - 1)").format(n=n)
     ds = dp.TransformedDataset(data, labels, transform)
     if transform.calls:
         expect_data_untouched(data, original, call)
@@ -562,11 +569,13 @@ def test_transformed_dataset_transforms_each_sample_when_it_is_read(n, seed):
             call=f"{call}[{i}][0]",
             mistakes=[(_("the transform was not applied: return transform(data[index])"), original[i])],
         )
-        expect_tensor_close(item[1], labels[i], call=f"{call}[{i}][1], the label (never transformed)")
-    expect_data_untouched(data, original, call=f"{call} and read every sample")
+        expect_tensor_close(
+            item[1], labels[i], call=_("{call}[{i}][1], the label (never transformed)").format(call=call, i=i)
+        )
+    expect_data_untouched(data, original, call=_("{call} and read every sample").format(call=call))
     plain = dp.TransformedDataset(data, labels)
     expect_tensor_close(
-        plain[0][0], data[0], call="TransformedDataset(data, labels)[0][0], with no transform"
+        plain[0][0], data[0], call=_("TransformedDataset(data, labels)[0][0], with no transform")
     )
 
 
@@ -577,11 +586,11 @@ def test_transformed_dataset_never_changes_the_stored_data():
     call = "TransformedDataset(data, labels, transform=lambda x: x * 2 + 1)"
     ds = dp.TransformedDataset(data, labels, lambda x: x * 2 + 1)
     reads = [ds[1][0].clone() for _read in range(2)]
-    expect_data_untouched(data, original, call=f"{call} and read ds[1] twice")
+    expect_data_untouched(data, original, call=_("{call} and read ds[1] twice").format(call=call))
     expect_tensor_close(
         reads[1],
         reads[0],
-        call=f"{call}[1], read a second time",
+        call=_("{call}[1], read a second time").format(call=call),
         note=_("A deterministic transform must give the same result on every read."),
     )
     expect_tensor_close(reads[0], original[1] * 2 + 1, call=f"{call}[1][0]")
@@ -603,7 +612,9 @@ def test_transformed_dataset_gives_a_fresh_augmentation_on_every_read():
                 "Called {call} and read ds[0] twice.\n"
                 "Both reads returned {got}.\nLikely cause: the transform was applied once, in "
                 "__init__; data augmentation must run in __getitem__ so that every epoch sees new variants."
-            ).format(call="TransformedDataset(data, labels, transform=<adds random noise>)", got=show(first))
+            ).format(
+                call=_("TransformedDataset(data, labels, transform=<adds random noise>)"), got=show(first)
+            )
         )
 
 
@@ -645,7 +656,9 @@ def split_ids(subsets):
 @example(n=26, weights=[2, 5, 3, 3], seed=0)  # these fractions' float sum is 1.0000000000000002
 def test_split_dataset_sizes_add_up_and_round_fairly(n, weights, seed):
     fractions = [w / sum(weights) for w in weights]
-    call = f"split_dataset(<{n} samples>, fractions={[round(f, 3) for f in fractions]}, seed={seed})"
+    call = _("split_dataset(<{n} samples>, fractions={fractions}, seed={seed})").format(
+        n=n, fractions=[round(f, 3) for f in fractions], seed=seed
+    )
     subsets = split_or_explain(n, fractions, seed, call)
     sizes = [len(s) for s in subsets]
     ideal = [f * n for f in fractions]
@@ -678,7 +691,9 @@ def test_split_dataset_sizes_add_up_and_round_fairly(n, weights, seed):
 @given(n=st.integers(2, 40), weights=st.lists(st.integers(1, 5), min_size=2, max_size=4), seed=seeds)
 def test_split_dataset_puts_every_sample_in_exactly_one_subset(n, weights, seed):
     fractions = [w / sum(weights) for w in weights]
-    call = f"split_dataset(<samples 0..{n - 1}>, fractions={[round(f, 3) for f in fractions]}, seed={seed})"
+    call = _("split_dataset(<samples 0..{last}>, fractions={fractions}, seed={seed})").format(
+        last=n - 1, fractions=[round(f, 3) for f in fractions], seed=seed
+    )
     parts = split_ids(split_or_explain(n, fractions, seed, call))
     counts = Counter(i for part in parts for i in part)
     repeated = sorted(i for i, c in counts.items() if c > 1)
@@ -704,7 +719,7 @@ def test_split_dataset_puts_every_sample_in_exactly_one_subset(n, weights, seed)
 @exercise("split_dataset")
 def test_split_dataset_same_seed_same_split_whatever_the_global_rng():
     ds = TensorDataset(torch.arange(30))
-    call = "split_dataset(<samples 0..29>, [0.5, 0.3, 0.2], seed=3)"
+    call = _("split_dataset(<samples 0..29>, [0.5, 0.3, 0.2], seed=3)")
     splits = []
     for global_seed in (1, 2):
         with global_rng_seeded(global_seed):
@@ -835,7 +850,9 @@ def test_sharded_range_workers_share_out_the_range(start, length, num_workers):
         worker_copy = copy.deepcopy(ds)  # each DataLoader worker iterates its own copy
         with pretend_worker(worker_id, num_workers, worker_copy):
             got.extend(worker_copy)
-    call = f"ShardedRange({start}, {end}) in each of {num_workers} DataLoader workers"
+    call = _("ShardedRange({start}, {end}) in each of {num_workers} DataLoader workers").format(
+        start=start, end=end, num_workers=num_workers
+    )
     expect_each_once(got, start, end, call, num_workers)
 
 
@@ -883,21 +900,30 @@ def write_samples(paths, seed=0):
     return samples
 
 
-def expect_sample(got, sample, call):
+AFTER_WRITING = N_("{call}, read after the files were written")
+AFTER_REWRITING = N_("{call}, read after the file was rewritten")
+
+
+def expect_sample(got, sample, call, when=None):
+    """`call` is the read, ds[i]; `when` (an N_ message with {call}) says when it was read."""
+
+    def described(read):
+        return _(when).format(call=read) if when else read
+
     if not (isinstance(got, (tuple, list)) and len(got) == 2):
         fail(
             _("Called {call}.\nIt returned {got}; return the pair (x, label) loaded from the file.").format(
-                call=call, got=show(got)
+                call=described(call), got=show(got)
             )
         )
-    expect_tensor_close(got[0], sample[0], call=f"{call}[0]")
-    expect_close(got[1], sample[1], call=f"{call}[1], the label")
+    expect_tensor_close(got[0], sample[0], call=described(f"{call}[0]"))
+    expect_close(got[1], sample[1], call=described(_("{call}[1], the label").format(call=call)))
 
 
 @exercise("LazyFileDataset")
 def test_lazy_file_dataset_opens_nothing_in_init(tmp_path):
     paths = [tmp_path / f"sample_{i}.pt" for i in range(5)]
-    call = "LazyFileDataset(<5 paths whose files do not exist yet>)"
+    call = _("LazyFileDataset(<5 paths whose files do not exist yet>)")
     error = None
     try:
         ds = dp.LazyFileDataset(paths)
@@ -922,19 +948,19 @@ def test_lazy_file_dataset_opens_nothing_in_init(tmp_path):
     )
     samples = write_samples(paths)
     for i in (3, 0):
-        expect_sample(ds[i], samples[i], call=f"{call}[{i}], after the files were written")
+        expect_sample(ds[i], samples[i], call=f"{call}[{i}]", when=AFTER_WRITING)
 
 
 @exercise("LazyFileDataset")
 def test_lazy_file_dataset_reads_the_file_anew_on_every_access(tmp_path):
     paths = [tmp_path / f"sample_{i}.pt" for i in range(4)]
     samples = write_samples(paths)
-    call = "LazyFileDataset(<4 files>)"
+    call = _("LazyFileDataset(<4 files>)")
     ds = dp.LazyFileDataset(paths)
     expect_sample(ds[1], samples[1], call=f"{call}[1]")
     (new,) = write_samples([paths[1]], seed=100)
     paths[0].unlink()
-    expect_close(len(ds), 4, call=f"len({call}) after one file was deleted")
+    expect_close(len(ds), 4, call=_("len({call}) after one file was deleted").format(call=call))
     error = None
     try:
         got = ds[1]
@@ -957,7 +983,7 @@ def test_lazy_file_dataset_reads_the_file_anew_on_every_access(tmp_path):
                     "cached; load the file in __getitem__ on every access."
                 ).format(call=call, got=show(got[0]))
             )
-    expect_sample(got, new, call=f"{call}[1], after the file was rewritten")
+    expect_sample(got, new, call=f"{call}[1]", when=AFTER_REWRITING)
 
 
 @exercise("LazyFileDataset")
@@ -972,7 +998,7 @@ def test_lazy_file_dataset_loads_only_the_requested_file(tmp_path, monkeypatch):
         return real_load(f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "load", spy_load)
-    call = "LazyFileDataset(<6 files>)"
+    call = _("LazyFileDataset(<6 files>)")
     ds = dp.LazyFileDataset(paths)
     if loaded:
         fail(
@@ -1067,7 +1093,7 @@ def test_balanced_sampler_weights_each_sample_by_its_inverse_class_count():
     expect_tensor_close(
         weights / weights.sum(),
         expected / expected.sum(),
-        call=f"{call}, then sampler.weights / sampler.weights.sum()",
+        call=_("{call}, then sampler.weights / sampler.weights.sum()").format(call=call),
         check_dtype=False,
         mistakes=[
             (
@@ -1096,7 +1122,9 @@ def test_balanced_sampler_draws_every_class_about_equally(counts, seed):
     labels = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
     labels = labels[torch.randperm(len(labels), generator=gen)]
     num_samples = 3000
-    call = f"balanced_sampler(<labels with class counts {counts}>, num_samples={num_samples}, seed={seed})"
+    call = _(
+        "balanced_sampler(<labels with class counts {counts}>, num_samples={num_samples}, seed={seed})"
+    ).format(counts=counts, num_samples=num_samples, seed=seed)
     sampler, indices = draw(labels, num_samples, seed, call)
     if len(indices) != num_samples or not all(0 <= i < len(labels) for i in indices):
         fail(
@@ -1141,7 +1169,7 @@ BY_COUNT_18_2 = [324 / 328, 4 / 328]
 @exercise("balanced_sampler")
 def test_balanced_sampler_is_reproducible_and_feeds_a_dataloader():
     labels = torch.tensor([0] * 18 + [1] * 2)
-    call = "balanced_sampler(<18 samples of class 0, 2 of class 1>, num_samples=40, seed=5)"
+    call = _("balanced_sampler(<18 samples of class 0, 2 of class 1>, num_samples=40, seed=5)")
     draws = []
     for global_seed in (1, 2):
         with global_rng_seeded(global_seed):
