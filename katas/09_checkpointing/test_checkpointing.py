@@ -289,7 +289,7 @@ def test_parameter_shapes_of_the_article_simplenet_print_like_the_article():
 def test_parameter_shapes_lists_parameters_not_buffers_and_keeps_frozen_ones():
     model = normed_net(0)
     model[0].requires_grad_(False)  # a frozen first layer is still a parameter
-    call = (
+    call = _(
         "parameter_shapes(nn.Sequential(Linear(3, 4), BatchNorm1d(4), ReLU(), Linear(4, 2))) "
         "with the first Linear frozen"
     )
@@ -306,7 +306,8 @@ def mlps(draw):
         bias, frozen = draw(st.booleans()), draw(st.booleans())
         layer = nn.Linear(fan_in, fan_out, bias=bias).requires_grad_(not frozen)
         layers.append(layer)
-        text.append(f"Linear({fan_in}, {fan_out}, bias={bias})" + (" frozen" if frozen else ""))
+        linear = f"Linear({fan_in}, {fan_out}, bias={bias})"
+        text.append(_("{layer} frozen").format(layer=linear) if frozen else linear)
         if i == 0 and draw(st.booleans()):
             layers.append(nn.BatchNorm1d(fan_out))
             text.append(f"BatchNorm1d({fan_out})")
@@ -349,7 +350,7 @@ def refused_global(err: Exception) -> str:
 def test_save_weights_round_trips_through_a_fresh_model(tmp_path):
     model = trained_normed_net(seed=0)
     path = tmp_path / "weights.pt"
-    call = "save_weights(model, path), then model2.load_state_dict(torch.load(path, weights_only=True))"
+    call = _("save_weights(model, path), then model2.load_state_dict(torch.load(path, weights_only=True))")
     cp.save_weights(model, path)
     state = load_plain(path, call=call)
     expect_same_state(state, model.state_dict(), call=call, what=_("the saved state_dict"))
@@ -426,8 +427,9 @@ def test_load_to_device_meta_gives_shapes_without_data(tmp_path):
     model = normed_net(seed=4)
     path = tmp_path / "gpu.pt"
     save_as_if_on_cuda(model.state_dict(), path)
-    call = "load_to_device(path, 'meta') on a checkpoint saved on a GPU"
-    state = call_load_to_device(path, "meta", call=call)
+    call = _("load_to_device(path, 'meta') on a checkpoint saved on a GPU")
+    # call_load_to_device's own message says where the checkpoint was saved
+    state = call_load_to_device(path, "meta", call="load_to_device(path, 'meta')")
     got = {k: (v.device.type, tuple(v.shape)) for k, v in state.items()}
     expected = {k: ("meta", tuple(v.shape)) for k, v in model.state_dict().items()}
     if got != expected:
@@ -467,7 +469,7 @@ def test_safe_load_returns_a_plain_checkpoint_unchanged(tmp_path):
     }
     path = tmp_path / "ckpt.pt"
     torch.save(checkpoint, path)
-    call = "safe_load(path) on {'model': OrderedDict(...), 'epoch': 7, 'history': [...], ...}"
+    call = _("safe_load(path) on {{'model': OrderedDict(...), 'epoch': 7, 'history': [...], ...}}").format()
     got = cp.safe_load(path)
     if not isinstance(got, dict) or got.keys() != checkpoint.keys():
         fail(
@@ -530,7 +532,9 @@ def call_trusting(path, *, call: str):
 def test_safe_load_accepts_only_the_classes_the_caller_trusts(tmp_path, restore_safe_globals):
     path = tmp_path / "ckpt.pt"
     torch.save({"args": Namespace(lr=0.1, layers=[2, 4, 1]), "w": torch.ones(2)}, path)
-    untrusted_call = "safe_load(path) on a checkpoint holding an argparse.Namespace, with no trusted classes"
+    untrusted_call = _(
+        "safe_load(path) on a checkpoint holding an argparse.Namespace, with no trusted classes"
+    )
     try:
         result = cp.safe_load(path)
     except pickle.UnpicklingError:
@@ -541,7 +545,7 @@ def test_safe_load_accepts_only_the_classes_the_caller_trusts(tmp_path, restore_
                 call=untrusted_call, result=show(result)
             )
         )
-    call = "safe_load(path, trusted=[argparse.Namespace]) on a checkpoint holding an argparse.Namespace"
+    call = _("safe_load(path, trusted=[argparse.Namespace]) on a checkpoint holding an argparse.Namespace")
     got = call_trusting(path, call=call)
     if not isinstance(got, dict) or got.get("args") != Namespace(lr=0.1, layers=[2, 4, 1]):
         fail(
@@ -646,7 +650,7 @@ def expect_crash_reported(fn, *args, call: str) -> None:
 @exercise("save_atomically")
 def test_save_atomically_writes_and_replaces_a_checkpoint(tmp_path):
     path = tmp_path / "ckpt.pt"
-    call = "save_atomically({'epoch': ..., 'w': ...}, path) twice"
+    call = _("save_atomically({{'epoch': ..., 'w': ...}}, path) twice").format()
     cp.save_atomically({"epoch": 1, "w": torch.zeros(3)}, path)
     cp.save_atomically({"epoch": 2, "w": torch.arange(3.0)}, str(path))
     got = load_plain(path, call=call)
@@ -669,7 +673,9 @@ def test_save_atomically_writes_and_replaces_a_checkpoint(tmp_path):
 @exercise("save_atomically")
 def test_save_atomically_keeps_the_previous_checkpoint_when_pickling_fails(tmp_path):
     path, old = previous_checkpoint(tmp_path)
-    call = "save_atomically({'epoch': 2, 'w': ..., 'bad': an object whose pickling raises}, path)"
+    call = _(
+        "save_atomically({{'epoch': 2, 'w': ..., 'bad': an object whose pickling raises}}, path)"
+    ).format()
     obj = {"epoch": 2, "w": torch.zeros(1000), "bad": CrashesWhenPickled()}
     expect_crash_reported(cp.save_atomically, obj, path, call=call)
     expect_previous_intact(path, old, call=call)
@@ -679,7 +685,7 @@ def test_save_atomically_keeps_the_previous_checkpoint_when_pickling_fails(tmp_p
 def test_save_atomically_keeps_the_previous_checkpoint_when_the_disk_fills_up(tmp_path, monkeypatch):
     path, old = previous_checkpoint(tmp_path)
     monkeypatch.setattr(torch, "save", save_half_then_crash(torch.save))
-    call = "save_atomically({'epoch': 2, 'w': ...}, path) while torch.save dies halfway through"
+    call = _("save_atomically({{'epoch': 2, 'w': ...}}, path) while torch.save dies halfway through").format()
     expect_crash_reported(cp.save_atomically, {"epoch": 2, "w": torch.zeros(1000)}, path, call=call)
     expect_previous_intact(path, old, call=call)
 
@@ -926,7 +932,7 @@ def test_save_checkpoint_keeps_the_previous_checkpoint_when_the_save_crashes(tmp
     path, old = previous_checkpoint(tmp_path)
     model, optimizer, _loader, generator = trained_run()
     monkeypatch.setattr(torch, "save", save_half_then_crash(torch.save))
-    call = "save_checkpoint(path, model, optimizer, 2, generator) while torch.save dies halfway through"
+    call = _("save_checkpoint(path, model, optimizer, 2, generator) while torch.save dies halfway through")
     expect_crash_reported(cp.save_checkpoint, path, model, optimizer, 2, generator, call=call)
     expect_previous_intact(path, old, call=call, fix=_(" Your save_atomically does exactly that: use it."))
 
@@ -937,7 +943,9 @@ def test_load_checkpoint_restores_model_optimizer_and_epoch(tmp_path):
     path = tmp_path / "ckpt.pt"
     torch.save(reference_checkpoint(model, optimizer, 3, generator), path)
     fresh_model, fresh_optimizer, _loader, fresh_generator = start_fresh_process()
-    call = "load_checkpoint(path, fresh_model, fresh_optimizer, generator) on a checkpoint saved with epoch=3"
+    call = _(
+        "load_checkpoint(path, fresh_model, fresh_optimizer, generator) on a checkpoint saved with epoch=3"
+    )
     epoch = cp.load_checkpoint(path, fresh_model, fresh_optimizer, fresh_generator)
     expect_same_state(
         fresh_model.state_dict(), model.state_dict(), call=call, what=_("the model's state_dict")
@@ -974,7 +982,7 @@ def test_load_checkpoint_restores_every_rng_state(tmp_path):
         "generator": torch.rand(4, generator=generator),
     }
     fresh_model, fresh_optimizer, _loader, fresh_generator = start_fresh_process()
-    call = "load_checkpoint(path, fresh_model, fresh_optimizer, generator) in a freshly seeded process"
+    call = _("load_checkpoint(path, fresh_model, fresh_optimizer, generator) in a freshly seeded process")
     cp.load_checkpoint(path, fresh_model, fresh_optimizer, fresh_generator)
     got = {
         "torch": torch.rand(4),
@@ -1004,7 +1012,7 @@ def test_load_checkpoint_maps_a_gpu_checkpoint_to_the_cpu(tmp_path):
     path = tmp_path / "ckpt.pt"
     save_as_if_on_cuda(reference_checkpoint(model, optimizer, 1, generator), path)
     fresh_model, fresh_optimizer, _loader, fresh_generator = start_fresh_process()
-    call = "load_checkpoint(path, model, optimizer, generator) on a checkpoint saved on a GPU"
+    call = _("load_checkpoint(path, model, optimizer, generator) on a checkpoint saved on a GPU")
     error = None
     try:
         cp.load_checkpoint(path, fresh_model, fresh_optimizer, fresh_generator)
@@ -1053,10 +1061,10 @@ def test_resumed_training_matches_an_uninterrupted_run_exactly(tmp_path):
     model, optimizer, loader, generator = start_fresh_process()
     start = cp.load_checkpoint(path, model, optimizer, generator)
     not_restored = unrestored_parts(reference_checkpoint(model, optimizer, stop, generator), at_save)
-    call = (
-        f"save_checkpoint(path, model, optimizer, {stop}, generator) after {stop} of {total} epochs, "
-        f"then start = load_checkpoint(path, ...) in a fresh process and `for epoch in range(start, {total})`"
-    )
+    call = _(
+        "save_checkpoint(path, model, optimizer, {stop}, generator) after {stop} of {total} epochs, "
+        "then start = load_checkpoint(path, ...) in a fresh process and `for epoch in range(start, {total})`"
+    ).format(stop=stop, total=total)
     if start != stop:
         fail(
             _("Called {call}.\nstart is {start}, not {stop}: resuming there is off by one.").format(
@@ -1201,7 +1209,7 @@ def test_load_matching_loads_what_fits_and_reports_the_rest():
     state["4.weight"] = torch.ones(2, 2)  # a layer the new model no longer has
     model = normed_net(seed=6)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    call = "load_matching(model, state) where state lacks '3.bias' and has an extra '4.weight'"
+    call = _("load_matching(model, state) where state lacks '3.bias' and has an extra '4.weight'")
     got = call_loader(cp.load_matching, model, state, call=call)
     expect_report(got, ["3.bias"], ["4.weight"], call=call)
     expect_loaded(model, state, before, call=call)
@@ -1221,7 +1229,7 @@ def test_load_matching_reports_exactly_the_keys_that_do_not_match(data):
     state = {k: donor[k] for k in kept} | {k: torch.zeros(3) for k in extra}
     before = {k: v.clone() for k, v in model.state_dict().items()}
     reference = copy.deepcopy(model)
-    call = f"load_matching(model, state) with state keys {list(state)}"
+    call = _("load_matching(model, state) with state keys {keys}").format(keys=list(state))
     got = call_loader(cp.load_matching, model, state, call=call)
     # The library is the reference; BatchNorm, for one, never reports num_batches_tracked as missing
     # (it fills the key itself), so a report from the key sets, which lists it, is right too.
@@ -1236,7 +1244,9 @@ def test_load_matching_refuses_a_checkpoint_that_matches_nothing():
     state = {f"module.{k}": v for k, v in normed_net(seed=7).state_dict().items()}
     model = normed_net(seed=8)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    call = "load_matching(model, state) where every key carries a 'module.' prefix (saved from DataParallel)"
+    call = _(
+        "load_matching(model, state) where every key carries a 'module.' prefix (saved from DataParallel)"
+    )
     try:
         got = call_loader(cp.load_matching, model, state, call=call)
     except ValueError:
@@ -1322,10 +1332,10 @@ def test_load_backbone_keeps_the_fresh_head_of_any_shape(width, depth, old_class
     pretend_trained(pretrained)
     model = Classifier(new_classes, width, depth)
     head_before = {f"head.{k}": v.clone() for k, v in model.head.state_dict().items()}
-    call = (
-        f"load_backbone(Classifier(classes={new_classes}), Classifier(classes={old_classes}).state_dict(), "
-        f"head='head') with width={width}, depth={depth}"
-    )
+    call = _(
+        "load_backbone(Classifier(classes={new_classes}), Classifier(classes={old_classes}).state_dict(), "
+        "head='head') with width={width}, depth={depth}"
+    ).format(new_classes=new_classes, old_classes=old_classes, width=width, depth=depth)
     got = call_loader(cp.load_backbone, model, pretrained.state_dict(), "head", call=call)
     expect_backbone_loaded(model, pretrained, head_before, call=call)
     if model.head.weight.shape != (new_classes, width):
@@ -1352,7 +1362,7 @@ def test_load_backbone_refuses_a_backbone_that_does_not_match():
     pretrained = Classifier(classes=3, width=6, depth=2)
     state = {k.replace("backbone.", "features."): v for k, v in pretrained.state_dict().items()}
     model = Classifier(classes=5, width=6, depth=2)
-    call = "load_backbone(model, state, 'head') where the checkpoint names its backbone 'features'"
+    call = _("load_backbone(model, state, 'head') where the checkpoint names its backbone 'features'")
     try:
         got = call_loader(cp.load_backbone, model, state, "head", call=call)
     except ValueError:
