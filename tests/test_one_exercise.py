@@ -1,4 +1,5 @@
-"""One exercise at a time: a kata run shows the current exercise's failures in full, later ones in a line."""
+"""One exercise at a time: a kata run shows the current exercise's failures in full; every other
+exercise gets its line in the progress section."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tests.test_plugin import SOLUTION, project, write  # noqa: F401  (project i
 
 BOTH_WRONG = SOLUTION.replace("a + b", "a - b").replace("2 * x", "x + x + 1")
 ADD_IN_FULL, DOUBLE_IN_FULL = "assert -1 == 5", "assert 9 == 8"  # what pytest's full reports say
-LATER = "01_demo/double: failing (run with --all to see why, or finish 01_demo/add first)"
+LATER = "  ✗ double*failing*"
 
 
 @pytest.fixture
@@ -24,8 +25,8 @@ def test_a_kata_run_shows_the_current_exercise_in_full_and_later_ones_in_one_lin
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
     assert ADD_IN_FULL in out  # add, the current exercise, in full
-    assert DOUBLE_IN_FULL not in out  # double, a later one: its line only
-    result.stdout.fnmatch_lines([LATER, "1 failure(s) of later exercises are shown as one line*"])
+    assert DOUBLE_IN_FULL not in out and "test_double_four" not in out  # double: its progress line only
+    result.stdout.fnmatch_lines([LATER, "1 other failing test(s) are not shown above*"])
 
 
 @pytest.mark.parametrize("option", ["--all", "-v"])
@@ -34,7 +35,7 @@ def test_all_or_verbose_shows_every_message(both_wrong, option):
     result.assert_outcomes(failed=3, skipped=2)
     out = result.stdout.str()
     assert ADD_IN_FULL in out and DOUBLE_IN_FULL in out
-    assert "run with --all" not in out and "shown as one line" not in out
+    assert "not shown above" not in out
 
 
 def test_the_ini_twin_of_all_shows_every_message(both_wrong):
@@ -51,10 +52,19 @@ def test_one_exercise_runs_and_runs_under_xdist_keep_their_rules(both_wrong):
     assert ADD_IN_FULL in spread.stdout.str() and DOUBLE_IN_FULL not in spread.stdout.str()
 
 
-def test_untouched_stubs_keep_their_todo_lines(project):  # noqa: F811
+def test_untouched_stubs_show_the_first_todo_once(project):  # noqa: F811
+    """An untouched kata's first screen is one TODO line, not one per test of every exercise."""
     result = project.runpytest_subprocess("katas/01_demo")
-    result.stdout.fnmatch_lines(["TODO: implement add()*", "TODO: implement double()*"])
-    assert "run with --all" not in result.stdout.str()
+    result.assert_outcomes(failed=3, skipped=2)
+    out = result.stdout.str()
+    assert out.count("TODO: implement add()") == 1, out
+    assert "TODO: implement double()" not in out
+    result.stdout.fnmatch_lines(["  · double*todo", "2 other failing test(s) are not shown above*"])
+
+
+def test_all_shows_every_todo(project):  # noqa: F811
+    out = project.runpytest_subprocess("katas/01_demo", "--all").stdout.str()
+    assert out.count("TODO: implement add()") == 2 and "TODO: implement double()" in out
 
 
 def test_junit_xml_keeps_the_full_message_of_a_later_exercise(both_wrong):

@@ -106,7 +106,7 @@ def write(project: pytest.Pytester, name: str, text: str) -> None:
 
 
 def test_untouched_stub_fails_with_one_todo_line_and_no_traceback(project):
-    result = project.runpytest("katas/01_demo")
+    result = project.runpytest("katas/01_demo", "--all")
     result.assert_outcomes(failed=3, skipped=2)
     result.stdout.fnmatch_lines(
         [

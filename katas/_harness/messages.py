@@ -29,9 +29,8 @@ PROGRESS_EXERCISE_LINE = "  {mark} {name:<{width}}  {status}"
 PROGRESS_NEXT = "Next: {exercise} in {path}  (hint: python -m katas hint {exercise})"
 PROGRESS_ALL_DONE = "All exercises in this run are done. On to the next kata!"
 PROGRESS_PARTIAL = "Some exercises were not run (deselected); run the whole kata to see them."
-LATER_FAILURE = "{exercise}: {status} (run with --all to see why, or finish {current} first)"
-PROGRESS_SHORTENED = (
-    "{count} failure(s) of later exercises are shown as one line; pytest --all (or -v) shows them in full."
+PROGRESS_HIDDEN = (
+    "{count} other failing test(s) are not shown above; pytest --all (or -v) shows them in full."
 )
 
 STATUS_MARKS = {"done": "✓", "failing": "✗", "todo": "·", "skipped": "-", "not run": "?", "broken": "!"}

@@ -25,8 +25,7 @@ PROGRESS_EXERCISE_LINE = "  {mark} {name:<{width}}  {status}"
 PROGRESS_NEXT = "下一个：{path} 中的 {exercise}（提示：python -m katas hint {exercise}）"
 PROGRESS_ALL_DONE = "本次运行的练习全部完成。继续下一个 kata 吧！"
 PROGRESS_PARTIAL = "有些练习没有运行（被筛掉了）；运行整个 kata 才能看到它们。"
-LATER_FAILURE = "{exercise}：{status}（加上 --all 运行可以看到原因，或者先完成 {current}）"
-PROGRESS_SHORTENED = "后面练习的 {count} 个失败只各显示一行；pytest --all（或 -v）显示完整信息。"
+PROGRESS_HIDDEN = "另有 {count} 个失败的测试没有显示在上面；pytest --all（或 -v）会完整显示。"
 
 STATUS_MARKS = {"done": "✓", "failing": "✗", "todo": "·", "skipped": "-", "not run": "?", "broken": "!"}
 STATUS_WORDS = {

@@ -94,6 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION] = session
     if not hasattr(config, "workerinput"):  # under xdist only the controller reports progress
         config.pluginmanager.register(session, "katas-progress")
+        config.pluginmanager.register(session.focus, "katas-focus")
 
 
 def _show_all(config: pytest.Config) -> bool:
@@ -124,8 +125,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION, None)
     if session is not None:
         session.finder.uninstall()
-        if config.pluginmanager.is_registered(session):
-            config.pluginmanager.unregister(session)
+        for plugin in (session, session.focus):
+            if config.pluginmanager.is_registered(plugin):
+                config.pluginmanager.unregister(plugin)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from . import messages as msg
 from . import record
+from .focus import LaterExercisesHidden
 from .importer import KataModuleFinder
 from .manifest import Kata, Manifest, UnknownExercise
 from .progress import Progress
@@ -60,8 +61,8 @@ class KataSession:
     def __init__(self, manifest: Manifest, source_root: Path, against_solutions: bool, show_all: bool = True):
         self.manifest = manifest
         self.show_all = show_all
-        self.failures: list[pytest.TestReport] = []  # kept to shorten those of later exercises
-        self.shortened = 0
+        self.focus = LaterExercisesHidden(lambda report: report_property(report, EXERCISE_PROPERTY))
+        self.focus.current = lambda: self.progress.next_exercise(self.manifest)
         self.source_root = source_root
         self.against_solutions = against_solutions
         self.finder = KataModuleFinder.for_manifest(manifest, source_root)
@@ -124,32 +125,12 @@ class KataSession:
         recorded = outcome_of(report)
         if recorded is not None:
             self.progress.record(report.nodeid, *recorded)
-            if recorded[1] == "failed" and not self.show_all:
-                self.failures.append(report)
+            if recorded[1] in ("failed", "todo") and not self.show_all:
+                self.focus.keep(report, todo=recorded[1] == "todo")
 
     def pytest_sessionfinish(self) -> None:
         if self.source_root.resolve() == self.katas_dir.resolve():  # the learner's own stubs
             record.update(self.manifest.root, self._results(), self.katas_dir)
-        self._shorten_later_failures()
-
-    def _shorten_later_failures(self) -> None:
-        """One exercise at a time: a failure of any exercise but the current one becomes one line.
-
-        Runs before the terminal reporter prints the failures (its sessionfinish wraps this one)
-        and after every report was logged: outcomes, counts, the exit status, JUnit XML and the
-        grader (which reads each report as it is made) keep the full report.
-        """
-        current = self.progress.next_exercise(self.manifest)
-        if current is None:
-            return
-        for report in self.failures:
-            exercise = report_property(report, EXERCISE_PROPERTY)
-            if exercise != current.qualname:
-                report.longrepr = msg.LATER_FAILURE.format(
-                    exercise=exercise, status=msg.STATUS_WORDS["failing"], current=current.qualname
-                )
-                report.sections = []
-                self.shortened += 1
 
     def _results(self) -> dict[Kata, dict[str, dict]]:
         tallies = self.progress.tallies
@@ -169,8 +150,8 @@ class KataSession:
             return
         terminalreporter.write_sep("=", msg.PROGRESS_TITLE)
         lines = self.progress.render(self.manifest, self.stub_path, self.against_solutions)
-        if self.shortened:
-            lines.append(msg.PROGRESS_SHORTENED.format(count=self.shortened))
+        if self.focus.hidden:
+            lines.append(msg.PROGRESS_HIDDEN.format(count=self.focus.hidden))
         for line in lines:
             terminalreporter.write_line(line)
 

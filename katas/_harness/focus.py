@@ -1,0 +1,52 @@
+"""One exercise at a time: a learner's run prints the current exercise's failures only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+
+import pytest
+
+from .manifest import Exercise
+
+
+class LaterExercisesHidden:
+    """Registered beside KataSession: keeps failures (and TODOs) of every exercise but the
+    current one out of the FAILURES and short summary sections, and the current exercise's TODO
+    but once (each of its tests says the same line); the progress section gives every exercise
+    one line instead."""
+
+    def __init__(self, exercise_of: Callable[[pytest.TestReport], str | None]) -> None:
+        self.exercise_of = exercise_of
+        self.failures: list[tuple[pytest.TestReport, bool]] = []  # (report, an untouched stub's TODO)
+        self.current: Callable[[], Exercise | None] = lambda: None
+        self.hidden = 0
+
+    def keep(self, report: pytest.TestReport, todo: bool) -> None:
+        self.failures.append((report, todo))
+
+    def hidden_reports(self, current: Exercise) -> set[int]:
+        hidden, todo_shown = set(), False
+        for report, todo in self.failures:
+            if self.exercise_of(report) != current.qualname or (todo and todo_shown):
+                hidden.add(id(report))
+            todo_shown = todo_shown or (todo and self.exercise_of(report) == current.qualname)
+        return hidden
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter) -> Generator[None, object, object]:
+        # Outermost around the terminal reporter's own summary wrapper: the hidden reports are
+        # back in `stats` before its final count line. Outcomes, counts, the exit status, JUnit
+        # XML and the grader (which reads each report as it is made) see every report whole.
+        current = self.current()
+        failed = terminalreporter.stats.get("failed", [])
+        if current is not None:
+            hidden = self.hidden_reports(current)
+            shown = [r for r in failed if id(r) not in hidden]
+            self.hidden = len(failed) - len(shown)
+            if self.hidden:
+                terminalreporter.stats["failed"] = shown
+        try:
+            return (yield)
+        finally:
+            if self.hidden:
+                terminalreporter.stats["failed"] = failed
