@@ -212,10 +212,15 @@ class Probe:
         return flags
 
 
+GRAD_USED = [  # SimpleNet's parameters alternate: a weight, then its bias
+    N_("{call}; the gradient step() used for parameter {i} (a weight)"),
+    N_("{call}; the gradient step() used for parameter {i} (a bias)"),
+]
+
+
 def expect_grads(used, expected, *, call: str, mistakes=(), note: str = "") -> None:
-    names = ["weight", "bias"]
     for i, (got, want) in enumerate(zip(used, expected, strict=True)):
-        grad_call = f"{call}; the gradient step() used for parameter {i} (a {names[i % 2]})"
+        grad_call = _(GRAD_USED[i % 2]).format(call=call, i=i)
         if got is None:
             fail(
                 _("Called {call}.\nParameter {index} had no gradient when step() ran.").format(
@@ -229,7 +234,9 @@ def expect_grads(used, expected, *, call: str, mistakes=(), note: str = "") -> N
 
 def expect_params(model: nn.Module, expected: list[torch.Tensor], *, call: str, note: str = "") -> None:
     for i, (p, want) in enumerate(zip(model.parameters(), expected, strict=True)):
-        expect_tensor_close(p.detach(), want, call=f"{call}; parameter {i} afterwards", note=note)
+        expect_tensor_close(
+            p.detach(), want, call=_("{call}; parameter {i} afterwards").format(call=call, i=i), note=note
+        )
 
 
 # --- train_step ----------------------------------------------------------------------------------
@@ -242,7 +249,9 @@ def check_train_step(seed: int, n: int, optimizer_name: str) -> None:
     optimizer = make_optimizer(model.parameters())
     leave_old_gradients(model, seed)
     probe = Probe(model, optimizer)
-    call = f"train_step(SimpleNet, nn.MSELoss(), {optimizer_name}, a batch of {n}) after an earlier batch"
+    call = _(
+        "train_step(SimpleNet, nn.MSELoss(), {optimizer}, a batch of {n}) after an earlier batch"
+    ).format(optimizer=optimizer_name, n=n)
     loss = expect_float(tl.train_step(model, mse, optimizer, x, y), call=call)
     expected_loss, expected_grads, expected_params = reference_step(simple_net(seed), make_optimizer, x, y)
     probe.expect_steps(1, call=call, why=_("One training step calls optimizer.step() once."))
@@ -272,7 +281,7 @@ def test_train_step_twice_in_a_row_uses_each_batchs_own_gradient():
     reference = simple_net(1)
     reference_optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
     for i, (x, y) in enumerate(batches):
-        call = f"train_step(...) for batch {i + 1} of 2 on the same model and optimizer"
+        call = _("train_step(...) for batch {k} of 2 on the same model and optimizer").format(k=i + 1)
         tl.train_step(model, mse, optimizer, x, y)
         expected_grads = reference_step(reference, lambda params: reference_optimizer, x, y)[1]
         used = probe.expect_clean_step(i, call=call)
@@ -288,7 +297,7 @@ def test_train_step_runs_the_articles_loop_with_data_defined():
     model = simple_net(0)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     criterion = nn.MSELoss()
-    call = "train_step(SimpleNet, nn.MSELoss(), SGD(lr=0.01), inputs, targets) 100 times"
+    call = _("train_step(SimpleNet, nn.MSELoss(), SGD(lr=0.01), inputs, targets) 100 times")
     losses = [
         expect_float(tl.train_step(model, criterion, optimizer, inputs, targets), call=call)
         for _step in range(100)
@@ -314,10 +323,10 @@ def check_train_epoch(seed: int, n: int, batch_size: int, x=None, y=None) -> Non
         x, y = regression_data(seed, n)
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size)
     model = simple_net(seed)
-    call = (
-        f"train_epoch(SimpleNet, nn.MSELoss(), SGD(lr=0.1), DataLoader of {n} samples, "
-        f"batch_size={batch_size})"
-    )
+    call = _(
+        "train_epoch(SimpleNet, nn.MSELoss(), SGD(lr=0.1), DataLoader of {n} samples, "
+        "batch_size={batch_size})"
+    ).format(n=n, batch_size=batch_size)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     probe = Probe(model, optimizer)
     got = expect_float(tl.train_epoch(model, mse, optimizer, loader), call=call)
@@ -328,7 +337,7 @@ def check_train_epoch(seed: int, n: int, batch_size: int, x=None, y=None) -> Non
         why=_("One step per batch, and the loader gives {batches} batches.").format(batches=batches),
     )
     for i in range(batches):
-        probe.expect_clean_step(i, call=f"{call}; batch {i + 1}")
+        probe.expect_clean_step(i, call=_("{call}; batch {k}").format(call=call, k=i + 1))
     reference = simple_net(seed)
     losses, sizes = batch_losses(reference, loader, OPTIMIZERS["SGD(lr=0.1)"])
     expect_close(
@@ -367,7 +376,7 @@ def test_train_epoch_trains_in_training_mode_with_one_clean_step_per_batch():
     leave_old_gradients(model, 4)
     probe = Probe(model, optimizer)
     loader = DataLoader(TensorDataset(*regression_data(4, 9)), batch_size=4)
-    call = "train_epoch(model with Dropout, in eval mode, ..., DataLoader of 9 samples, batch_size=4)"
+    call = _("train_epoch(model with Dropout, in eval mode, ..., DataLoader of 9 samples, batch_size=4)")
     tl.train_epoch(model, mse, optimizer, loader)
     modes = [training for _size, training, _grad in probe.forwards]
     if not probe.forwards or not all(modes):
@@ -381,7 +390,7 @@ def test_train_epoch_trains_in_training_mode_with_one_clean_step_per_batch():
         )
     probe.expect_steps(3, call=call, why=_("One step per batch: 9 samples in batches of 4 make 3 batches."))
     for i in range(3):
-        probe.expect_clean_step(i, call=f"{call}; batch {i + 1}")
+        probe.expect_clean_step(i, call=_("{call}; batch {k}").format(call=call, k=i + 1))
 
 
 # --- fit ----------------------------------------------------------------------------------------------
@@ -422,7 +431,7 @@ def test_fit_solves_xor_within_the_step_budget():
     model = seeded(nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1)), 0)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
     probe = Probe(model, optimizer)
-    call = (
+    call = _(
         "fit(2-8-1 Tanh net, nn.MSELoss(), Adam(lr=0.1), XOR inputs, XOR targets, "
         "threshold=0.01, max_steps=200)"
     )
@@ -469,10 +478,9 @@ def test_fit_stops_at_the_first_loss_below_the_threshold(seed, n, first_below):
     threshold = (full[first_below] + full[first_below - 1]) / 2
     below = [i for i, loss in enumerate(full) if loss < threshold]
     expected = full[: below[0] + 1] if below else full
-    call = (
-        f"fit(nn.Linear(2, 1), nn.MSELoss(), SGD(lr=0.1), {n} samples, "
-        f"threshold={threshold:.6g}, max_steps=15)"
-    )
+    call = _(
+        "fit(nn.Linear(2, 1), nn.MSELoss(), SGD(lr=0.1), {n} samples, threshold={threshold}, max_steps=15)"
+    ).format(n=n, threshold=f"{threshold:.6g}")
     model = linear_model(seed)
     got = tl.fit(model, mse, torch.optim.SGD(model.parameters(), lr=0.1), x, y, threshold, 15)
     got = float_list(got, call=call)
@@ -503,7 +511,9 @@ def test_fit_spends_at_most_max_steps(seed, max_steps):
     model = linear_model(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     probe = Probe(model, optimizer)
-    call = f"fit(nn.Linear(2, 1), nn.MSELoss(), SGD, 6 samples, threshold=0.0, max_steps={max_steps})"
+    call = _(
+        "fit(nn.Linear(2, 1), nn.MSELoss(), SGD, 6 samples, threshold=0.0, max_steps={max_steps})"
+    ).format(max_steps=max_steps)
     got = tl.fit(model, mse, optimizer, x, y, 0.0, max_steps)  # an MSE of noisy data is never below 0
     probe.expect_steps(
         max_steps,
@@ -536,10 +546,10 @@ def check_accumulated_step(seed: int, n: int, micro_batches: int) -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     leave_old_gradients(model, seed)
     probe = Probe(model, optimizer)
-    call = (
-        f"accumulated_step(SimpleNet, nn.MSELoss(), SGD(lr=0.1), a batch of {n}, "
-        f"micro_batches={micro_batches})"
-    )
+    call = _(
+        "accumulated_step(SimpleNet, nn.MSELoss(), SGD(lr=0.1), a batch of {n}, "
+        "micro_batches={micro_batches})"
+    ).format(n=n, micro_batches=micro_batches)
     loss = expect_float(tl.accumulated_step(model, mse, optimizer, x, y, micro_batches), call=call)
     expected_loss, expected_grads, expected_params = reference_step(
         simple_net(seed), OPTIMIZERS["SGD(lr=0.1)"], x, y
@@ -629,7 +639,7 @@ def test_accumulated_step_runs_one_backward_per_micro_batch():
     model = simple_net(10)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     probe = Probe(model, optimizer)
-    call = "accumulated_step(SimpleNet, nn.MSELoss(), SGD, a batch of 8, micro_batches=4)"
+    call = _("accumulated_step(SimpleNet, nn.MSELoss(), SGD, a batch of 8, micro_batches=4)")
     tl.accumulated_step(model, mse, optimizer, *regression_data(10, 8), 4)
     if probe.log != ["backward"] * 4 + ["step"]:
         backwards, steps = probe.log.count("backward"), probe.log.count("step")
@@ -665,7 +675,9 @@ def check_clipped_step(seed: int, n: int, max_norm: float, scale: float) -> None
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     leave_old_gradients(model, seed)
     probe = Probe(model, optimizer)
-    call = f"clipped_step(SimpleNet, nn.MSELoss(), SGD, a batch of {n}, max_norm={max_norm:g})"
+    call = _("clipped_step(SimpleNet, nn.MSELoss(), SGD, a batch of {n}, max_norm={max_norm})").format(
+        n=n, max_norm=f"{max_norm:g}"
+    )
     got = expect_float(tl.clipped_step(model, mse, optimizer, x, y, max_norm), call=call)
     reference = simple_net(seed)
     grads = list(torch.autograd.grad(mse(reference(x), y), list(reference.parameters())))
@@ -860,10 +872,10 @@ def behaves_like(train_with_early_stopping, variant) -> bool:
 def check_early_stopping(losses, patience, max_epochs=None) -> None:
     max_epochs = len(losses) if max_epochs is None else max_epochs
     losses = losses[:max_epochs]
-    call = (
-        f"train_with_early_stopping(run_epoch, max_epochs={max_epochs}, patience={patience}) "
-        f"with validation losses {losses}"
-    )
+    call = _(
+        "train_with_early_stopping(run_epoch, max_epochs={max_epochs}, patience={patience}) "
+        "with validation losses {losses}"
+    ).format(max_epochs=max_epochs, patience=patience, losses=losses)
     spy = EpochSpy(losses)
     got = tl.train_with_early_stopping(spy, max_epochs, patience)
     ran, best_epoch, best_loss = stopping_run(losses, max_epochs, patience)
@@ -974,12 +986,14 @@ class ModelFactory:
             )
 
 
+SEEDED_CALL = N_(
+    "seeded_losses(seed={seed}, make_model, dataset of 10, epochs={epochs}, batch_size={batch_size}, lr=0.1)"
+)
+
+
 def run_seeded(seed: int, epochs: int = 2, batch_size: int = 4) -> tuple[list[float], list[int]]:
     dataset, factory = RecordingDataset(), ModelFactory(seed)
-    call = (
-        f"seeded_losses(seed={seed}, make_model, dataset of 10, epochs={epochs}, "
-        f"batch_size={batch_size}, lr=0.1)"
-    )
+    call = _(SEEDED_CALL).format(seed=seed, epochs=epochs, batch_size=batch_size)
     losses = tl.seeded_losses(seed, factory, dataset, epochs, batch_size, 0.1)
     expect_floats(losses, epochs * math.ceil(10 / batch_size), call=call)
     factory.expect_seeded(call=call)
@@ -1021,9 +1035,7 @@ def test_seeded_losses_shuffle_with_their_own_seeded_generator():
     expected = [int(i) for _epoch in range(2) for batch in order for i in batch]
     if reads != expected:
         fail(
-            _("Called {call}.").format(
-                call="seeded_losses(seed=22, make_model, dataset of 10, epochs=2, batch_size=4, lr=0.1)"
-            )
+            _("Called {call}.").format(call=_(SEEDED_CALL).format(seed=22, epochs=2, batch_size=4))
             + "\n"
             + _(
                 "The dataset was read in the order {reads};\nexpected {expected}, the order of "
@@ -1056,7 +1068,7 @@ def test_seeded_losses_match_a_reference_run():
     expect_close(
         got,
         expected,
-        call="seeded_losses(seed=23, make_model, dataset of 10, epochs=2, batch_size=4, lr=0.1)",
+        call=_(SEEDED_CALL).format(seed=23, epochs=2, batch_size=4),
         rtol=1e-5,
         note=_(
             "The reference: torch.manual_seed(seed); model = make_model(); SGD(lr); nn.MSELoss(); "
