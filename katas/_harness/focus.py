@@ -37,6 +37,9 @@ class LaterExercisesHidden:
         # Outermost around the terminal reporter's own summary wrapper: the hidden reports are
         # back in `stats` before its final count line. Outcomes, counts, the exit status, JUnit
         # XML and the grader (which reads each report as it is made) see every report whole.
+        # pytest has no narrower public way to leave a report out of FAILURES: `stats` is the
+        # attribute of pytest.TerminalReporter that plugins read; checked on pytest 8.1.0 (the
+        # floor) and 9.2.
         current = self.current()
         failed = terminalreporter.stats.get("failed", [])
         if current is not None:
