@@ -144,7 +144,7 @@ def check_dynamic_computation(seed: int, x: float) -> None:
     expect_close(
         t.grad,
         grad,
-        call=f"{call}, then backward() on the result; x.grad",
+        call=_("{call}, then backward() on the result; x.grad").format(call=call),
         mistakes=[(other, other_grad)],
         note=_("The branch taken is {name}: its derivative is {value}.").format(
             name=name, value="2x" if name == "x**2" else "cos(x)"
@@ -263,7 +263,7 @@ def test_double_until_doubles_3_4_three_times_to_reach_40():
     expect_close(
         grad,
         8 * v,
-        call=f"{call}, then y.backward(gradient=[1, -2]); x.grad",
+        call=_("{call}, then y.backward(gradient=[1, -2]); x.grad").format(call=call),
         note=_("y = 2*2*2*x, so each entry of the gradient is 8 times v."),
     )
 
@@ -311,7 +311,7 @@ def test_double_until_loops_as_often_as_the_data_requires(values, bound, seed):
     expect_close(
         grad,
         v * 2**n,
-        call=f"{call}, then backward with a random v; x.grad",
+        call=_("{call}, then backward with a random v; x.grad").format(call=call),
         note=_("The loop ran {n} times, so dy/dx = 2**{n} in every entry.").format(n=n),
     )
 
@@ -326,7 +326,9 @@ def test_double_until_records_one_step_per_iteration_so_each_call_has_its_own_gr
         sizes[k] = sum(graph_ops(y).values())
     step = sizes[1] - sizes[0]
     if step < 1 or any(sizes[k] - sizes[0] != k * step for k in sizes):
-        table = ", ".join(f"{k} doubling(s): {size} op(s)" for k, size in sizes.items())
+        table = ", ".join(
+            _("{k} doubling(s): {size} op(s)").format(k=k, size=size) for k, size in sizes.items()
+        )
         fail(
             _(
                 "Called double_until(2**-k * [0.5, -0.5, 0.5, 0.5], 1.0) for k = 0..4, which needs k "
@@ -435,7 +437,7 @@ def folded_children_only(combine, call: str):
 @pytest.mark.parametrize("shape", [(None, (None, None)), ((None, None), None)], ids=["a-(b-c)", "(a-b)-c"])
 def test_fold_tree_follows_the_tree_shape_with_a_non_commutative_combine(shape):
     leaves = [torch.tensor(v, requires_grad=True) for v in (1.0, 2.0, 3.0)]
-    call = f"fold_tree({spell(shape, 'abc')}, torch.sub) with a, b, c = 1.0, 2.0, 3.0"
+    call = _("fold_tree({tree}, torch.sub) with a, b, c = 1.0, 2.0, 3.0").format(tree=spell(shape, "abc"))
     result = dg.fold_tree(fill(shape, leaves), folded_children_only(torch.sub, call))
     expect_tracked(result, call=call)
     got = [result.item(), *(g.item() for g in grads_of(result, leaves, torch.tensor(1.0)))]
@@ -447,7 +449,7 @@ def test_fold_tree_follows_the_tree_shape_with_a_non_commutative_combine(shape):
     expect_close(
         got,
         expected,
-        call=f"{call}; [value, d/da, d/db, d/dc]",
+        call=_("{call}; [value, d/da, d/db, d/dc]").format(call=call),
         mistakes=[
             (_(SWAPPED), summary(reference_fold_swapped(fill(shape, leaves), torch.sub))),
             (_(FLAT), summary(reference_fold_flat(leaves, torch.sub))),
@@ -480,7 +482,9 @@ def tree_case(shape, seed: int, dim: int = 3):
 @given(shape=trees(), seed=st.integers(0, 2**16))
 def test_fold_tree_runs_a_tree_rnn_on_random_trees(shape, seed):
     leaves, cell = tree_case(shape, seed)
-    call = f"fold_tree({spell(shape)}, combine) with {cell!r}, random 3-vectors x_i, seed {seed}"
+    call = _("fold_tree({tree}, combine) with {cell}, random 3-vectors x_i, seed {seed}").format(
+        tree=spell(shape), cell=repr(cell), seed=seed
+    )
     result = dg.fold_tree(fill(shape, leaves), folded_children_only(cell, call))
     expect_tracked(result, call=call)
     expected = reference_fold(fill(shape, leaves), cell)
@@ -501,7 +505,9 @@ def test_fold_tree_runs_a_tree_rnn_on_random_trees(shape, seed):
         grads_of(expected, inputs, v),
         strict=True,
     ):
-        expect_tensor_close(got, want, call=f"{call}; the gradient with respect to {name}")
+        expect_tensor_close(
+            got, want, call=_("{call}; the gradient with respect to {name}").format(call=call, name=name)
+        )
 
 
 @exercise("fold_tree")
@@ -545,8 +551,8 @@ def check_branch_where(x: torch.Tensor, seed: int, call: str) -> None:
         value,
         call=call,
         mistakes=[
-            (_(ONE_BRANCH).format("all x**2"), x**2),
-            (_(ONE_BRANCH).format("all sin(x)"), torch.sin(x)),
+            (_(ONE_BRANCH).format(_("all x**2")), x**2),
+            (_(ONE_BRANCH).format(_("all sin(x)")), torch.sin(x)),
         ],
     )
     v = upstream_like(x, seed)
@@ -554,7 +560,7 @@ def check_branch_where(x: torch.Tensor, seed: int, call: str) -> None:
     expect_tensor_close(
         grad,
         v * slope,
-        call=f"{call}, then backward with a random upstream gradient v; x.grad",
+        call=_("{call}, then backward with a random upstream gradient v; x.grad").format(call=call),
         mistakes=[
             (
                 _(
@@ -612,7 +618,7 @@ def check_sqrt_or_zero(x: torch.Tensor, seed: int, call: str) -> None:
     )
     v = upstream_like(x, seed)
     (grad,) = grads_of(y, [t], v)
-    gcall = f"{call}, then backward with a random upstream gradient v; x.grad"
+    gcall = _("{call}, then backward with a random upstream gradient v; x.grad").format(call=call)
     if torch.isnan(grad).any():
         fail(
             _(
@@ -688,7 +694,7 @@ slopes = st.floats(0.0, 1.0).map(lambda v: round(v, 3))
 @exercise("LeakyClamp")
 @given(x=batches(-4.0, 4.0), slope=slopes)
 def test_leaky_clamp_forward_is_identity_inside_and_leaky_outside(x, slope):
-    call = f"LeakyClamp.apply(x, slope={slope}) with x = {show(x)}"
+    call = _("LeakyClamp.apply(x, slope={slope}) with x = {x}").format(slope=slope, x=show(x))
     y = dg.LeakyClamp.apply(x.clone().requires_grad_(), slope)
     expect_tracked(y, call=call)
     value, _grad = reference_leaky_clamp(x, slope)
@@ -716,7 +722,7 @@ def test_leaky_clamp_forward_is_identity_inside_and_leaky_outside(x, slope):
 def test_leaky_clamp_backward_multiplies_grad_output_by_the_local_slope():
     x = torch.tensor([-3.0, -0.5, 0.25, 2.0])
     upstream = torch.tensor([1.0, 2.0, -3.0, 4.0])
-    call = (
+    call = _(
         "LeakyClamp.apply(x, 0.1) with x = [-3, -0.5, 0.25, 2], "
         "then backward with grad_output = [1, 2, -3, 4]"
     )
@@ -810,7 +816,9 @@ def test_leaky_clamp_passes_gradcheck_in_float64(values, slope):
     # gradcheck compares backward with finite differences of forward. Its defaults (eps 1e-6,
     # atol 1e-5, rtol 1e-3) assume float64; the values keep 1e-3 away from the kinks at ±1.
     x = torch.tensor(values, dtype=torch.float64, requires_grad=True)
-    call = f"torch.autograd.gradcheck(lambda t: LeakyClamp.apply(t, {slope}), x) with x = {values} (float64)"
+    call = _(
+        "torch.autograd.gradcheck(lambda t: LeakyClamp.apply(t, {slope}), x) with x = {values} (float64)"
+    ).format(slope=slope, values=values)
     problem = None
     try:
         torch.autograd.gradcheck(lambda t: dg.LeakyClamp.apply(t, slope), (x,))
@@ -838,7 +846,7 @@ def test_leaky_clamp_saves_its_input_with_save_for_backward():
     y = dg.LeakyClamp.apply(h, 0.1)
     with torch.no_grad():
         h.mul_(10)
-    call = (
+    call = _(
         "y = LeakyClamp.apply(h, 0.1) with h = [0.5, -0.5]; h.mul_(10) under no_grad; "
         "then y.sum() backward; the gradient"
     )
@@ -896,7 +904,7 @@ STE_CLIPPED = N_(
 def ste_mistakes(x: torch.Tensor, upstream: torch.Tensor):
     mask, clipped = (x.abs() <= 1).to(upstream.dtype), upstream.clamp(-1, 1)
     if torch.equal(mask, clipped):  # every |x| <= 1 and every grad_output > 1: either mistake fits
-        misuse = [(f"{_(STE_NOT_USED)}. Or: {_(STE_CLIPPED)}", mask)]
+        misuse = [(_("{first}. Or: {second}").format(first=_(STE_NOT_USED), second=_(STE_CLIPPED)), mask)]
     else:
         misuse = [(_(STE_NOT_USED), mask), (_(STE_CLIPPED), clipped)]
     return [
@@ -922,7 +930,7 @@ def ste_mistakes(x: torch.Tensor, upstream: torch.Tensor):
 @exercise("StraightThroughSign")
 @given(x=batches(-3.0, 3.0))
 def test_straight_through_sign_forward_is_sign(x):
-    call = f"StraightThroughSign.apply(x) with x = {show(x)}"
+    call = _("StraightThroughSign.apply(x) with x = {x}").format(x=show(x))
     y = dg.StraightThroughSign.apply(x.clone().requires_grad_())
     expect_tracked(y, call=call)
     expect_tensor_close(y, torch.sign(x), call=call)
@@ -932,8 +940,8 @@ def test_straight_through_sign_forward_is_sign(x):
 @given(x=batches(-3.0, 3.0), seed=st.integers(0, 2**16))
 def test_straight_through_sign_backward_passes_grad_output_where_abs_x_at_most_1(x, seed):
     upstream = upstream_like(x, seed)
-    call = (
-        f"StraightThroughSign.apply(x) with x = {show(x)}, then backward with grad_output = {show(upstream)}"
+    call = _("StraightThroughSign.apply(x) with x = {x}, then backward with grad_output = {upstream}").format(
+        x=show(x), upstream=show(upstream)
     )
     t = x.clone().requires_grad_()
     (grad,) = grads_of(dg.StraightThroughSign.apply(t), [t], upstream)
@@ -948,7 +956,7 @@ def test_straight_through_sign_trains_binary_weights_inside_a_larger_graph():
     w = torch.tensor([0.3, -0.7, 1.5, -0.2, -2.0], requires_grad=True)
     target = torch.tensor([-1.0, -1.0, 1.0, -1.0, 1.0])
     scale = torch.tensor([2.0, 3.0, -1.0, 0.5, 4.0])
-    call = "loss = ((StraightThroughSign.apply(w) * scale - target) ** 2).sum(); loss.backward(); w.grad"
+    call = _("loss = ((StraightThroughSign.apply(w) * scale - target) ** 2).sum(); loss.backward(); w.grad")
     loss = ((dg.StraightThroughSign.apply(w) * scale - target) ** 2).sum()
     (grad,) = grads_of(loss, [w], torch.tensor(1.0))
     upstream = 2 * (torch.sign(w.detach()) * scale - target) * scale  # dloss / dsign(w)
