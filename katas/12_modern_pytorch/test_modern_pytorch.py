@@ -108,7 +108,7 @@ def test_derivative_of_a_derivative_is_the_second_derivative():
 @settings(max_examples=15)
 @given(f=smooth_functions(), x=points)
 def test_derivative_matches_autograd_for_random_functions(f, x):
-    call = f"derivative(f)(torch.tensor({x})) with {f!r}"
+    call = _("derivative(f)(torch.tensor({x})) with {f}").format(x=x, f=repr(f))
     got = derivative_at(f, torch.tensor(x), call)
     (expected,), atol = reference(lambda dtype: [reference_grad(f, x, dtype)])
     expect_close(got, expected, call=call, rtol=1e-4, atol=atol)
@@ -118,7 +118,7 @@ def test_derivative_matches_autograd_for_random_functions(f, x):
 @settings(max_examples=10)
 @given(f=smooth_functions(), xs=st.lists(points, min_size=1, max_size=5))
 def test_derivative_works_under_vmap(f, xs):
-    call = f"torch.func.vmap(derivative(f))(torch.tensor({xs})) with {f!r}"
+    call = _("torch.func.vmap(derivative(f))(torch.tensor({xs})) with {f}").format(xs=xs, f=repr(f))
     got = transformed(lambda: torch.func.vmap(mp.derivative(f))(torch.tensor(xs)), call, NOT_COMPOSABLE)
     expected, atol = reference(lambda dtype: [reference_grad(f, x, dtype) for x in xs])
     expect_close(got, expected, call=call, rtol=1e-4, atol=atol)
@@ -164,7 +164,9 @@ def whole_batch(f, batch):
 def test_map_rows_matches_a_loop_over_rows(name, rows, width, seed):
     f = ROW_FUNCTIONS[name]
     batch = torch.randn(rows, width, generator=torch.Generator().manual_seed(seed))
-    call = f"map_rows({name.split('(')[0]}, batch of shape {tuple(batch.shape)}) with {name}"
+    call = _("map_rows({function}, batch of shape {shape}) with {name}").format(
+        function=name.split("(")[0], shape=tuple(batch.shape), name=name
+    )
     got = mp.map_rows(f, batch)
     expected = torch.stack([f(row) for row in batch])
     mistakes = []
@@ -191,7 +193,7 @@ def test_map_rows_calls_f_once_for_the_whole_batch():
         return unit_row(v)
 
     batch = torch.randn(4, 3)
-    call = "map_rows(unit_row, batch of shape (4, 3))"
+    call = _("map_rows(unit_row, batch of shape (4, 3))")
     got = mp.map_rows(spy, batch)
     if len(calls) != 1:
         fail(
@@ -257,7 +259,9 @@ def test_per_sample_grads_match_a_loop_of_backward_calls(batch, seed, loss):
         loss_fn, y = F.mse_loss, torch.randn(batch, classes)
     else:
         loss_fn, y = F.cross_entropy, torch.randint(0, classes, (batch,))
-    call = f"per_sample_grads(model, F.{loss}, x, y) with a 3 -> 4 -> {classes} MLP and a batch of {batch}"
+    call = _(
+        "per_sample_grads(model, F.{loss}, x, y) with a 3 -> 4 -> {classes} MLP and a batch of {batch}"
+    ).format(loss=loss, classes=classes, batch=batch)
     got = mp.per_sample_grads(model, loss_fn, x, y)
     expect_parameter_dict(got, model, call)
     expected = loop_of_backward_calls(model, loss_fn, x, y)
@@ -267,7 +271,7 @@ def test_per_sample_grads_match_a_loop_of_backward_calls(batch, seed, loss):
         expect_tensor_close(
             got[name],
             value,
-            call=call + f", entry {name!r}",
+            call=_("{call}, entry {name}").format(call=call, name=repr(name)),
             atol=1e-5,
             rtol=1e-4,
             mistakes=[
@@ -295,7 +299,7 @@ def test_per_sample_grads_run_the_model_once_and_leave_grad_alone():
     forwards = []
     model.register_forward_pre_hook(lambda module, args: forwards.append(args[0].shape))
     x, y = torch.randn(4, 3), torch.randn(4, 2)
-    call = "per_sample_grads(model, F.mse_loss, x, y) with a batch of 4"
+    call = _("per_sample_grads(model, F.mse_loss, x, y) with a batch of 4")
     got = mp.per_sample_grads(model, F.mse_loss, x, y)
     if len(forwards) != 1:
         fail(
@@ -316,7 +320,13 @@ def test_per_sample_grads_run_the_model_once_and_leave_grad_alone():
         )
     expect_parameter_dict(got, model, call)
     for name, value in loop_of_backward_calls(model, F.mse_loss, x, y).items():
-        expect_tensor_close(got[name], value, call=call + f", entry {name!r}", atol=1e-5, rtol=1e-4)
+        expect_tensor_close(
+            got[name],
+            value,
+            call=_("{call}, entry {name}").format(call=call, name=repr(name)),
+            atol=1e-5,
+            rtol=1e-4,
+        )
 
 
 # --- jacobian ------------------------------------------------------------------------------------
@@ -370,7 +380,7 @@ def test_jacobian_of_elementwise_square_is_diagonal():
 @given(case=vector_functions())
 def test_jacobian_rows_are_vector_jacobian_products(case):
     f, x, text = case
-    call = f"jacobian(f, x) with f(x) = {text}"
+    call = _("jacobian(f, x) with f(x) = {f}").format(f=text)
     got = mp.jacobian(f, x)
     expected = jacobian_by_vjps(f, x)
     mistakes = []
@@ -406,7 +416,7 @@ def test_jacobian_works_under_vmap():
         return torch.tanh(a @ t)
 
     xs = torch.randn(4, 3)
-    call = "torch.func.vmap(lambda x: jacobian(f, x))(xs) with f(x) = tanh(A x), A 2x3, xs of shape (4, 3)"
+    call = _("torch.func.vmap(lambda x: jacobian(f, x))(xs) with f(x) = tanh(A x), A 2x3, xs of shape (4, 3)")
     got = transformed(
         lambda: torch.func.vmap(lambda x: mp.jacobian(f, x))(xs),
         call,
@@ -468,7 +478,9 @@ REMOVE_HANDLES = _(
 def test_capture_activations_returns_each_named_output(batch, seed):
     torch.manual_seed(seed)
     model, x = SimpleNet(), torch.randn(batch, 2)
-    call = f"capture_activations(SimpleNet(), x of shape {tuple(x.shape)}, ['fc1', 'fc2'])"
+    call = _("capture_activations(SimpleNet(), x of shape {shape}, ['fc1', 'fc2'])").format(
+        shape=tuple(x.shape)
+    )
     got = mp.capture_activations(model, x, ["fc1", "fc2"])
     if not isinstance(got, dict) or sorted(got) != ["fc1", "fc2"]:
         fail(
@@ -484,7 +496,7 @@ def test_capture_activations_returns_each_named_output(batch, seed):
         expect_tensor_close(
             got[name],
             expected[name],
-            call=call + f", entry {name!r}",
+            call=_("{call}, entry {name}").format(call=call, name=repr(name)),
             mistakes=[
                 (
                     _("you kept the hook's inputs, what goes into the layer, not its output"),
@@ -506,7 +518,7 @@ def test_capture_activations_removes_every_hook():
 @exercise("capture_activations")
 def test_capture_activations_removes_the_hooks_when_the_forward_pass_raises():
     model = nn.Sequential(OrderedDict(fc1=nn.Linear(2, 4), boom=Exploding()))
-    call = "capture_activations(Sequential(fc1=Linear(2, 4), boom=<a layer that raises>), x, ['fc1'])"
+    call = _("capture_activations(Sequential(fc1=Linear(2, 4), boom=<a layer that raises>), x, ['fc1'])")
     try:
         mp.capture_activations(model, torch.randn(3, 2), ["fc1"])
     except ValueError:
@@ -532,7 +544,7 @@ def test_capture_activations_removes_the_hooks_when_the_forward_pass_raises():
 def test_capture_activations_keeps_outputs_that_a_later_inplace_layer_overwrites():
     torch.manual_seed(1)
     model, x = SimpleNet(inplace=True), torch.randn(6, 2)
-    call = "capture_activations(SimpleNet with ReLU(inplace=True), x, ['fc1'])"
+    call = _("capture_activations(SimpleNet with ReLU(inplace=True), x, ['fc1'])")
     got = mp.capture_activations(model, x, ["fc1"])
     with torch.no_grad():
         expected = model.fc1(x)
@@ -585,7 +597,9 @@ HOOK_RETURNS = _(
 def test_clip_grads_during_backward_clips_and_reports_the_unclipped_size(seed):
     model, x = clipping_case(seed)
     grads = true_grads(model, x)
-    call = f"clip_grads_during_backward(nn.Linear(3, 2), loss, limit={LIMIT}) (seed {seed})"
+    call = _("clip_grads_during_backward(nn.Linear(3, 2), loss, limit={limit}) (seed {seed})").format(
+        limit=LIMIT, seed=seed
+    )
     largest = mp.clip_grads_during_backward(model, loss_of(model, x), LIMIT)
     for name, p in model.named_parameters():
         expect_tensor_close(
@@ -607,7 +621,7 @@ def test_clip_grads_during_backward_clips_and_reports_the_unclipped_size(seed):
         expect_close(
             seen,
             biggest,
-            call=call + f", entry {name!r}",
+            call=_("{call}, entry {name}").format(call=call, name=repr(name)),
             rtol=1e-4,
             mistakes=[
                 (
@@ -628,7 +642,9 @@ def test_clip_grads_during_backward_clips_only_the_new_gradient():
     old = {name: torch.full_like(p, 0.4) for name, p in model.named_parameters()}
     for name, p in model.named_parameters():
         p.grad = old[name].clone()
-    call = f"clip_grads_during_backward(model, loss, limit={LIMIT}) with every .grad already 0.4"
+    call = _("clip_grads_during_backward(model, loss, limit={limit}) with every .grad already 0.4").format(
+        limit=LIMIT
+    )
     mp.clip_grads_during_backward(model, loss_of(model, x), LIMIT)
     for name, p in model.named_parameters():
         expect_tensor_close(
@@ -653,7 +669,9 @@ def test_clip_grads_during_backward_clips_only_the_new_gradient():
 def test_clip_grads_during_backward_removes_its_hooks():
     model, x = clipping_case(5)
     grads = true_grads(model, x)  # before: a leaked hook would clip torch.autograd.grad's answer too
-    call = f"clip_grads_during_backward(model, loss, limit={LIMIT}), then a second, ordinary backward()"
+    call = _(
+        "clip_grads_during_backward(model, loss, limit={limit}), then a second, ordinary backward()"
+    ).format(limit=LIMIT)
     mp.clip_grads_during_backward(model, loss_of(model, x), LIMIT)
     model.zero_grad(set_to_none=True)
     loss_of(model, x).backward()
@@ -679,7 +697,7 @@ def test_clip_grads_during_backward_removes_its_hooks():
 def test_predict_returns_model_output_as_an_inference_tensor(batch, seed):
     torch.manual_seed(seed)
     model, x = SimpleNet(), torch.randn(batch, 2)
-    call = f"predict(SimpleNet(), x of shape {tuple(x.shape)})"
+    call = _("predict(SimpleNet(), x of shape {shape})").format(shape=tuple(x.shape))
     got = mp.predict(model, x)
     with torch.no_grad():
         expected = model(x)
@@ -706,7 +724,7 @@ def test_predict_returns_model_output_as_an_inference_tensor(batch, seed):
 @exercise("predict")
 def test_predict_leaves_inference_mode_afterwards():
     model = SimpleNet()
-    call = "predict(SimpleNet(), x), then a forward pass outside it"
+    call = _("predict(SimpleNet(), x), then a forward pass outside it")
     mp.predict(model, torch.randn(2, 2))
     if torch.is_inference_mode_enabled() or not torch.is_grad_enabled():
         torch.set_grad_enabled(True)  # so that the later tests run as they should
@@ -755,7 +773,7 @@ FROZEN_NEEDS_NO_GRAD = _(
 def test_frozen_features_train_a_head_and_not_the_backbone(batch, seed):
     torch.manual_seed(seed)
     backbone, x = nn.Sequential(nn.Linear(2, 4), nn.ReLU()), torch.randn(batch, 2)
-    call = f"frozen_features(backbone, x of shape {tuple(x.shape)})"
+    call = _("frozen_features(backbone, x of shape {shape})").format(shape=tuple(x.shape))
     features = mp.frozen_features(backbone, x)
     with torch.no_grad():
         expected = backbone(x)
@@ -776,7 +794,7 @@ def test_frozen_features_train_a_head_and_not_the_backbone(batch, seed):
 @exercise("frozen_features")
 def test_frozen_features_are_plain_tensors_without_a_graph():
     backbone, x = nn.Sequential(nn.Linear(2, 3), nn.Tanh()), torch.randn(4, 2)
-    call = "frozen_features(backbone, x of shape (4, 2))"
+    call = _("frozen_features(backbone, x of shape (4, 2))")
     features = mp.frozen_features(backbone, x)
     if not isinstance(features, torch.Tensor):
         fail(
@@ -873,7 +891,7 @@ def test_count_graph_breaks_finds_the_article_break():
 @exercise("count_graph_breaks")
 def test_count_graph_breaks_of_two_decisions_and_of_none():
     x = torch.tensor([0.5, -1.0, 2.0])
-    call = "count_graph_breaks(two_decisions, x) (two `if` statements on tensors)"
+    call = _("count_graph_breaks(two_decisions, x) (two `if` statements on tensors)")
     with quiet_tracer():
         got = mp.count_graph_breaks(two_decisions, x)
         none = mp.count_graph_breaks(straight_line, x)
@@ -891,7 +909,9 @@ def test_count_graph_breaks_of_two_decisions_and_of_none():
 @given(seed=st.integers(0, 2**16), shape=st.sampled_from([(), (3,), (2, 2)]))
 def test_coin_flip_computation_equals_the_article_function(seed, shape):
     x = torch.randn(shape, generator=torch.Generator().manual_seed(seed)) if shape else torch.tensor(2.0)
-    call = f"coin_flip_computation(x of shape {shape}) after torch.manual_seed({seed})"
+    call = _("coin_flip_computation(x of shape {shape}) after torch.manual_seed({seed})").format(
+        shape=shape, seed=seed
+    )
     torch.manual_seed(seed)
     expected = dynamic_computation(x)
     torch.manual_seed(seed)
@@ -1029,10 +1049,9 @@ def test_nan_gradient_source_names_the_unsafe_op_of_random_functions(op, outer, 
     fn, expected = UNSAFE[op]
     x = torch.tensor([0.0, *positive])
     f = guarded(fn, outer)
-    call = (
-        f"nan_gradient_source(lambda x: g(torch.where(x > 0, {op}(x), 0)).sum(), {show(x)}) "
-        f"with g(x) = {outer.text}"
-    )
+    call = _(
+        "nan_gradient_source(lambda x: g(torch.where(x > 0, {op}(x), 0)).sum(), {x}) with g(x) = {g}"
+    ).format(op=op, x=show(x), g=outer.text)
     got = mp.nan_gradient_source(f, x)
     expect_node_name(got, expected, type(f(x.clone().requires_grad_()).grad_fn).__name__, call)
     expect_anomaly_mode_off(call)
