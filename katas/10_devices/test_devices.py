@@ -63,7 +63,9 @@ def expect_device(got, expected: torch.device, *, call: str, mistakes=()) -> Non
 @pytest.mark.parametrize("available", [True, False], ids=["cuda-available", "no-cuda"])
 def test_choose_device_picks_cuda_when_available_else_cpu(monkeypatch, available):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
-    call = f"choose_device() while torch.cuda.is_available() returns {available}"
+    call = _("choose_device() while torch.cuda.is_available() returns {available}").format(
+        available=available
+    )
     other = torch.device("cpu" if available else "cuda")
     expect_device(
         dv.choose_device(),
@@ -91,7 +93,9 @@ OVERRIDES = ["cpu", "meta", "cuda", "cuda:1", torch.device("cpu"), torch.device(
 def test_choose_device_an_explicit_override_wins(monkeypatch, override):
     for available in (True, False):
         monkeypatch.setattr(torch.cuda, "is_available", lambda available=available: available)
-        call = f"choose_device({override!r}) while torch.cuda.is_available() returns {available}"
+        call = _("choose_device({override}) while torch.cuda.is_available() returns {available}").format(
+            override=repr(override), available=available
+        )
         automatic = torch.device("cuda" if available else "cpu")
         expect_device(
             dv.choose_device(override),
@@ -114,7 +118,7 @@ def test_choose_device_an_explicit_override_wins(monkeypatch, override):
 @pytest.mark.gpu
 def test_choose_device_finds_the_real_gpu():
     device = dv.choose_device()
-    expect_device(device, torch.device("cuda"), call="choose_device() on a machine with CUDA")
+    expect_device(device, torch.device("cuda"), call=_("choose_device() on a machine with CUDA"))
     result = torch.ones(3, device=device) * 2
     if result.device.type != "cuda":
         fail(
@@ -162,7 +166,9 @@ def expect_moved(moved, original, device: str, *, call: str, path: str = "batch"
                 )
             )
         if moved.device.type != "meta":
-            expect_tensor_close(moved.cpu(), original.cpu(), call=f"{call}, at {path}")
+            expect_tensor_close(
+                moved.cpu(), original.cpu(), call=_("{call}, at {path}").format(call=call, path=path)
+            )
         return
     if type(moved) is not type(original):
         if isinstance(original, tuple) and hasattr(original, "_fields"):
@@ -254,7 +260,9 @@ def test_move_to_moves_every_tensor_of_a_nested_batch():
         "step": 3,
         "note": None,
     }
-    expect_moved(call_move_to(batch, "meta"), batch, "meta", call="move_to(batch, 'meta') on a nested dict")
+    expect_moved(
+        call_move_to(batch, "meta"), batch, "meta", call=_("move_to(batch, 'meta') on a nested dict")
+    )
 
 
 @exercise("move_to")
@@ -266,7 +274,7 @@ def test_move_to_keeps_namedtuples_tuples_and_lists():
         Pair(first=(torch.zeros(3),), second=torch.tensor(1.5)),
     ]
     moved = call_move_to(batch, "meta")
-    expect_moved(moved, batch, "meta", call="move_to(batch, 'meta') on a list of namedtuples and a tuple")
+    expect_moved(moved, batch, "meta", call=_("move_to(batch, 'meta') on a list of namedtuples and a tuple"))
 
 
 def plain_tensors():
@@ -316,7 +324,7 @@ def test_move_to_passes_non_blocking_on_to_every_copy():
     for flag in (True, False):
         RecordingTensor.flags = []
         call_move_to(batch, "meta", non_blocking=flag)
-        call = f"move_to(batch of 3 tensors, 'meta', non_blocking={flag})"
+        call = _("move_to(batch of 3 tensors, 'meta', non_blocking={flag})").format(flag=flag)
         if len(RecordingTensor.flags) != 3:
             fail(
                 _(
@@ -352,7 +360,7 @@ def test_move_to_copies_pinned_memory_without_blocking():
     batch = {"x": torch.randn(256, 256).pin_memory(), "y": [torch.arange(256).pin_memory()]}
     moved = call_move_to(batch, "cuda", non_blocking=True)
     torch.cuda.synchronize()  # a non_blocking copy may still be in flight: wait before reading it
-    expect_moved(moved, batch, "cuda", call="move_to(pinned batch, 'cuda', non_blocking=True)")
+    expect_moved(moved, batch, "cuda", call=_("move_to(pinned batch, 'cuda', non_blocking=True)"))
     if not batch["x"].is_pinned():
         fail(_("move_to must leave the caller's pinned tensors as they are (still pinned)."))
 
@@ -407,7 +415,7 @@ def test_causal_mask_hides_the_future_for_four_positions():
 @exercise("causal_mask")
 def test_causal_mask_is_created_on_the_device_of_the_scores():
     scores = torch.empty(2, 8, 5, 5, device="meta")
-    call = "causal_mask(scores) with scores on the meta device, shape (2, 8, 5, 5)"
+    call = _("causal_mask(scores) with scores on the meta device, shape (2, 8, 5, 5)")
     mask = dv.causal_mask(scores)
     if not isinstance(mask, torch.Tensor):
         fail(
@@ -439,7 +447,9 @@ def test_causal_mask_is_created_on_the_device_of_the_scores():
 )
 def test_causal_mask_matches_the_dtype_and_ignores_the_future(size, lead, dtype, seed):
     scores = torch.randn(*lead, size, size, generator=torch.Generator().manual_seed(seed)).to(dtype)
-    call = f"causal_mask(scores) with scores of shape {tuple(scores.shape)} and dtype {dtype}"
+    call = _("causal_mask(scores) with scores of shape {shape} and dtype {dtype}").format(
+        shape=tuple(scores.shape), dtype=dtype
+    )
     mask = dv.causal_mask(scores)
     expect_no_nan(mask, call)
     if isinstance(mask, torch.Tensor) and mask.dtype != dtype:
@@ -470,7 +480,7 @@ def test_causal_mask_follows_scores_onto_the_gpu():
     scores = torch.randn(2, 4, 4, device="cuda", dtype=torch.float16)
     mask = dv.causal_mask(scores)
     expect_tensor_close(
-        mask, reference_mask(4, torch.float16).cuda(), call="causal_mask(float16 scores on cuda)"
+        mask, reference_mask(4, torch.float16).cuda(), call=_("causal_mask(float16 scores on cuda)")
     )
 
 
@@ -525,7 +535,7 @@ def test_standardize_buffers_follow_a_dtype_conversion():
     gen = torch.Generator().manual_seed(7)
     mean, std = torch.randn(4, generator=gen), torch.rand(4, generator=gen) + 0.5
     x = torch.randn(3, 4, generator=gen, dtype=torch.float64)
-    call = "Standardize(mean, std).double()(x) with a float64 x"
+    call = _("Standardize(mean, std).double()(x) with a float64 x")
     layer = dv.Standardize(mean, std)
     expect_buffers(layer, call)
     layer.double()
@@ -547,7 +557,9 @@ def test_standardize_is_saved_but_never_trained(features, rows, seed):
     gen = torch.Generator().manual_seed(seed)
     mean, std = torch.randn(features, generator=gen), torch.rand(features, generator=gen) + 0.5
     x = torch.randn(rows, features, generator=gen)
-    call = f"Standardize(mean, std)(x) with {features} features and {rows} rows"
+    call = _("Standardize(mean, std)(x) with {features} features and {rows} rows").format(
+        features=features, rows=rows
+    )
     layer = dv.Standardize(mean, std)
     expect_buffers(layer, call)
     expect_tensor_close(layer(x), (x - mean) / std, call=call)
@@ -560,7 +572,7 @@ def test_standardize_is_saved_but_never_trained(features, rows, seed):
                 "so a saved checkpoint would lose the statistics; keep the default persistent=True."
             ).format(call=call, keys=sorted(state))
         )
-    expect_tensor_close(state["mean"], mean, call=f"{call}, then state_dict()['mean']")
+    expect_tensor_close(state["mean"], mean, call=_("{call}, then state_dict()['mean']").format(call=call))
     trained = [name for name, p in layer.named_parameters()]
     if trained:
         fail(
@@ -723,7 +735,7 @@ def test_model_size_sizes_a_billion_parameter_model_without_allocating_it():
     with torch.device("meta"):
         reference = make()
     build = Builder(make, gigabytes=true_size(reference)[1] / 1e9)
-    call = "model_size(build) for a 3.4-billion-parameter language model with tied embeddings"
+    call = _("model_size(build) for a 3.4-billion-parameter language model with tied embeddings")
     expect_size(dv.model_size(build), build, reference, call)
 
 
@@ -735,7 +747,9 @@ def test_model_size_counts_a_tied_weight_once():
         return model
 
     build = Builder(make)
-    call = "model_size(build) for Embedding(1000, 64) whose weight the Linear(64, 1000) output layer shares"
+    call = _(
+        "model_size(build) for Embedding(1000, 64) whose weight the Linear(64, 1000) output layer shares"
+    )
     expect_size(dv.model_size(build), build, make(), call)
 
 
@@ -766,7 +780,12 @@ def test_model_size_matches_the_real_model_for_random_layers(spec):
 
     build = Builder(make)
     text = ", ".join(f"{kind}({width}, {str(dtype).removeprefix('torch.')})" for kind, width, dtype in spec)
-    expect_size(dv.model_size(build), build, make(), f"model_size(build) for Sequential({text})")
+    expect_size(
+        dv.model_size(build),
+        build,
+        make(),
+        _("model_size(build) for Sequential({layers})").format(layers=text),
+    )
 
 
 # --- autocast_forward ----------------------------------------------------------------------------
@@ -820,7 +839,7 @@ def expect_low_precision(out, wanted: torch.dtype, call: str) -> None:
 def test_autocast_forward_computes_in_bfloat16_on_the_cpu():
     torch.manual_seed(0)
     model, x = nn.Linear(8, 4), torch.randn(3, 8)
-    call = "autocast_forward(nn.Linear(8, 4), x) with a float32 x on the CPU"
+    call = _("autocast_forward(nn.Linear(8, 4), x) with a float32 x on the CPU")
     out = dv.autocast_forward(model, x)
     expect_low_precision(out, torch.bfloat16, call)
 
@@ -835,7 +854,9 @@ def test_autocast_forward_computes_in_bfloat16_on_the_cpu():
 def test_autocast_forward_stays_close_to_float32(features, outputs, rows, seed):
     torch.manual_seed(seed)
     model, x = nn.Linear(features, outputs), 3 * torch.randn(rows, features)
-    call = f"autocast_forward(nn.Linear({features}, {outputs}), x of shape {tuple(x.shape)})"
+    call = _("autocast_forward(nn.Linear({features}, {outputs}), x of shape {shape})").format(
+        features=features, outputs=outputs, shape=tuple(x.shape)
+    )
     with torch.no_grad():
         expected = model(x)
     tolerance = autocast_bound(model, x, unit_roundoff=2**-8)
@@ -849,7 +870,7 @@ def test_autocast_forward_leaves_the_weights_in_float32():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2))
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    call = "autocast_forward(model, x) on the CPU, then out.float().sum().backward()"
+    call = _("autocast_forward(model, x) on the CPU, then out.float().sum().backward()")
     out = dv.autocast_forward(model, torch.randn(4, 6))
     changed = {name: p.dtype for name, p in model.named_parameters() if p.dtype != torch.float32}
     if changed:
@@ -862,7 +883,13 @@ def test_autocast_forward_leaves_the_weights_in_float32():
             ).format(call=call, changed=changed)
         )
     for name, p in model.named_parameters():
-        expect_tensor_close(p.detach(), before[name], call=f"{call}: parameter {name}", rtol=0, atol=0)
+        expect_tensor_close(
+            p.detach(),
+            before[name],
+            call=_("{call}: parameter {name}").format(call=call, name=name),
+            rtol=0,
+            atol=0,
+        )
     out.float().sum().backward()
     for name, p in model.named_parameters():
         if p.grad is None or p.grad.dtype != torch.float32:
@@ -878,7 +905,7 @@ def test_autocast_forward_leaves_the_weights_in_float32():
 def test_autocast_forward_uses_float16_on_cuda():
     torch.manual_seed(0)
     model, x = nn.Linear(64, 16).cuda(), torch.randn(8, 64, device="cuda")
-    call = "autocast_forward(nn.Linear(64, 16).cuda(), x on cuda)"
+    call = _("autocast_forward(nn.Linear(64, 16).cuda(), x on cuda)")
     with torch.no_grad():
         expected = model(x)
     tolerance = autocast_bound(model, x, unit_roundoff=2**-11)
@@ -979,14 +1006,16 @@ def test_strip_module_prefix_loads_a_data_parallel_checkpoint_into_a_plain_model
     fresh = EncoderDecoder().eval()
     fresh.load_state_dict(got)
     with torch.no_grad():
-        expect_tensor_close(fresh(x), expected, call=f"a plain model loaded from {call}, on the same x")
+        expect_tensor_close(
+            fresh(x), expected, call=_("a plain model loaded from {call}, on the same x").format(call=call)
+        )
 
 
 @exercise("strip_module_prefix")
 def test_strip_module_prefix_leaves_a_plain_checkpoint_alone():
     model = EncoderDecoder()
     checkpoint = model.state_dict()
-    call = "strip_module_prefix(model.state_dict()) for a model never wrapped in DataParallel"
+    call = _("strip_module_prefix(model.state_dict()) for a model never wrapped in DataParallel")
     got = dv.strip_module_prefix(checkpoint)
     expect_keys(
         got,
@@ -1047,13 +1076,13 @@ def test_strip_module_prefix_after_data_parallel_on_two_gpus():
     x = torch.randn(8, 4, device="cuda")
     with torch.no_grad():
         expect_tensor_close(
-            parallel(x), model(x), call="nn.DataParallel(model) over 2 GPUs", atol=1e-5, rtol=1e-4
+            parallel(x), model(x), call=_("nn.DataParallel(model) over 2 GPUs"), atol=1e-5, rtol=1e-4
         )
     plain = EncoderDecoder().eval()
     plain.load_state_dict({k: v.cpu() for k, v in dv.strip_module_prefix(parallel.state_dict()).items()})
     with torch.no_grad():
         expect_tensor_close(
-            plain(x.cpu()), model(x).cpu(), call="a CPU model loaded from the stripped checkpoint"
+            plain(x.cpu()), model(x).cpu(), call=_("a CPU model loaded from the stripped checkpoint")
         )
 
 
@@ -1062,7 +1091,7 @@ def test_strip_module_prefix_after_data_parallel_on_two_gpus():
 # (model seed, full batch size): each rank gets half the batch. Local batches of 4, 3 and 5 keep
 # the known wrong answers (x2 for summing ranks, x local batch for a summed loss) apart.
 DDP_CASES = [(0, 8), (1, 6), (2, 10)]
-ddp_call = "ddp_gradients(model, inputs_shard, targets_shard) on each of 2 ranks"
+ddp_call = N_("ddp_gradients(model, inputs_shard, targets_shard) on each of 2 ranks")
 # The full-batch mean and DDP's mean of two half-batch means add the same float32 numbers in a
 # different order: they agree to a few ulps, not bit for bit.
 DDP_RTOL, DDP_ATOL = 1e-4, 1e-6
@@ -1126,7 +1155,7 @@ def expect_grads(got, expected: dict, mistakes: dict, call: str) -> None:
         expect_tensor_close(
             got[name],
             expected[name],
-            call=f"{call}; the gradient of {name}",
+            call=_("{call}; the gradient of {name}").format(call=call, name=name),
             rtol=DDP_RTOL,
             atol=DDP_ATOL,
             mistakes=[(cause, wrong[name]) for cause, wrong in mistakes],
@@ -1135,7 +1164,9 @@ def expect_grads(got, expected: dict, mistakes: dict, call: str) -> None:
 
 def run_ddp(tmp_path, cases, own_start: bool):
     # DistributedDataParallel's first use imports torch._dynamo (a second): once here, not per rank.
-    return run_ranks(ddp_rank, cases, own_start, tmp_path=tmp_path, call=ddp_call, preload=["torch._dynamo"])
+    return run_ranks(
+        ddp_rank, cases, own_start, tmp_path=tmp_path, call=_(ddp_call), preload=["torch._dynamo"]
+    )
 
 
 @exercise("ddp_gradients")
@@ -1176,7 +1207,9 @@ def test_ddp_gradients_on_every_rank_equal_the_full_batch_gradient(tmp_path):
                 (_("the rank's own summed loss, never averaged: use DDP and the mean loss"), local_sum),
             ]
             got = results[rank][case][0]
-            call = f"{ddp_call}, batch of {rows} rows (case {case}), on rank {rank}"
+            call = _("{call}, batch of {rows} rows (case {case}), on rank {rank}").format(
+                call=_(ddp_call), rows=rows, case=case, rank=rank
+            )
             expect_grads(got, full, mistakes, call)
 
 
@@ -1186,7 +1219,9 @@ def test_ddp_gradients_start_every_replica_from_rank_0s_weights(tmp_path):
     results = run_ddp(tmp_path, [(seed, rows)], own_start=True)
     start = [mlp(seed + 100 * rank) for rank in range(2)]
     inputs, targets = regression_data(seed, rows)
-    call = f"{ddp_call}, where rank 1 built its model from a different seed than rank 0"
+    call = _("{call}, where rank 1 built its model from a different seed than rank 0").format(
+        call=_(ddp_call)
+    )
     for rank in range(2):  # first the weights on every rank: a gradient at the wrong weights follows
         params = results[rank][0][1]
         own = {name: p.detach() for name, p in start[rank].named_parameters()}
@@ -1210,7 +1245,9 @@ def test_ddp_gradients_start_every_replica_from_rank_0s_weights(tmp_path):
                 fail(message.format(call=call, rank=rank, name=name))
     expected = mse_grads(start[0], inputs, targets)
     for rank in range(2):
-        expect_grads(results[rank][0][0], expected, [], call=f"{call}; on rank {rank}")
+        expect_grads(
+            results[rank][0][0], expected, [], call=_("{call}; on rank {rank}").format(call=call, rank=rank)
+        )
 
 
 # --- shard_loader -----------------------------------------------------------------------------
@@ -1347,9 +1384,11 @@ def expect_shards(shards: list[list[int]], size: int, epoch: int, seed: int, cal
     seed=st.integers(0, 3),
 )
 def test_shard_loader_splits_an_epoch_across_ranks(size, world_size, batch_size, epoch, seed):
-    call = (
-        f"shard_loader(dataset of {size} items, batch_size={batch_size}, epoch={epoch}, seed={seed}, "
-        f"num_replicas={world_size}, rank=r) for r = 0..{world_size - 1}"
+    call = _(
+        "shard_loader(dataset of {size} items, batch_size={batch_size}, epoch={epoch}, seed={seed}, "
+        "num_replicas={world_size}, rank=r) for r = 0..{last}"
+    ).format(
+        size=size, batch_size=batch_size, epoch=epoch, seed=seed, world_size=world_size, last=world_size - 1
     )
     shards = [
         read_all(call_shard_loader(Indices(size), batch_size, epoch, seed, num_replicas=world_size, rank=r))
@@ -1364,7 +1403,7 @@ def test_shard_loader_reshuffles_every_epoch_the_same_way_on_every_call():
         return read_all(call_shard_loader(Indices(16), 4, epoch, seed=0, num_replicas=2, rank=0))
 
     orders = [order(epoch) for epoch in range(3)]
-    call = "shard_loader(dataset of 16 items, 4, epoch, num_replicas=2, rank=0) for epochs 0, 1, 2"
+    call = _("shard_loader(dataset of 16 items, 4, epoch, num_replicas=2, rank=0) for epochs 0, 1, 2")
     if orders[0] == orders[1] == orders[2]:
         fail(
             _(
@@ -1392,8 +1431,16 @@ def shard_rank(rank: int, world_size: int, size: int, batch_size: int, epochs: l
 @exercise("shard_loader")
 def test_shard_loader_takes_rank_and_world_size_from_the_process_group(tmp_path):
     size, epochs = 11, [0, 1]
-    call = f"shard_loader(dataset of {size} items, batch_size=4, epoch) on each of 2 ranks, epochs {epochs}"
+    call = _(
+        "shard_loader(dataset of {size} items, batch_size=4, epoch) on each of 2 ranks, epochs {epochs}"
+    ).format(size=size, epochs=epochs)
     results = run_ranks(shard_rank, size, 4, epochs, tmp_path=tmp_path, call=call)
     for i, epoch in enumerate(epochs):
         # 11 items on 2 ranks: 6 each, so one item is read twice (DistributedSampler pads by repeating).
-        expect_shards([results[rank][i] for rank in range(2)], size, epoch, 0, f"{call}, epoch {epoch}")
+        expect_shards(
+            [results[rank][i] for rank in range(2)],
+            size,
+            epoch,
+            0,
+            _("{call}, epoch {epoch}").format(call=call, epoch=epoch),
+        )
