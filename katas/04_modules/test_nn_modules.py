@@ -168,7 +168,9 @@ def test_simplenet_forward_is_fc1_relu_fc2(seed, batch):
     x = torch.randn(batch, 2, generator=gen)
     w1, b1, w2, b2 = (net.get_parameter(name).detach() for name, _shape in SIMPLENET_PARAMS)
     hidden = x @ w1.T + b1
-    call = f"net(x) for x of shape ({batch}, 2), weights from N(0, 1) (seed {seed})"
+    call = _("net(x) for x of shape ({batch}, 2), weights from N(0, 1) (seed {seed})").format(
+        batch=batch, seed=seed
+    )
     expect_tensor_close(
         net(x),
         torch.relu(hidden) @ w2.T + b2,
@@ -255,7 +257,7 @@ def test_to_sequential_is_linear_relu_linear():
 def test_to_sequential_gives_the_same_outputs(seed, batch):
     net = article_net(seed)
     twin = nm.to_sequential(net)
-    call = f"to_sequential(net) for a SimpleNet with random weights (seed {seed})"
+    call = _("to_sequential(net) for a SimpleNet with random weights (seed {seed})").format(seed=seed)
     for key, value in renamed(net.state_dict()).items():
         got = twin.state_dict().get(key)
         if got is None or got.shape != value.shape:
@@ -275,7 +277,11 @@ def test_to_sequential_gives_the_same_outputs(seed, batch):
             )
     x = torch.randn(batch, 2, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        expect_tensor_close(twin(x), net(x), call=f"twin(x) with twin = {call}, x of shape ({batch}, 2)")
+        expect_tensor_close(
+            twin(x),
+            net(x),
+            call=_("twin(x) with twin = {call}, x of shape ({batch}, 2)").format(call=call, batch=batch),
+        )
 
 
 @exercise("to_sequential")
@@ -372,10 +378,10 @@ def test_linear_from_scratch_matches_nn_linear(seed, in_features, out_features, 
             layer.get_parameter(name).copy_(q)
     x = torch.randn(*leading, in_features)
     ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
-    call = (
-        f"LinearFromScratch({in_features}, {out_features}, bias={bias}) on x of shape "
-        f"{tuple(x.shape)}, with nn.Linear's weights copied in"
-    )
+    call = _(
+        "LinearFromScratch({in_features}, {out_features}, bias={bias}) on x of shape "
+        "{shape}, with nn.Linear's weights copied in"
+    ).format(in_features=in_features, out_features=out_features, bias=bias, shape=tuple(x.shape))
     y, expected = run_linear(layer, ours, call), reference(theirs)
     weight = reference.weight.detach()
     mistakes = []
@@ -396,8 +402,16 @@ def test_linear_from_scratch_matches_nn_linear(seed, in_features, out_features, 
     expected.backward(upstream)
     for name, q in reference.named_parameters():
         got = layer.get_parameter(name).grad
-        expect_tensor_close(got, q.grad, call=f"{call}, then backward(): the gradient of {name}")
-    expect_tensor_close(ours.grad, theirs.grad, call=f"{call}, then backward(): the gradient of x")
+        expect_tensor_close(
+            got,
+            q.grad,
+            call=_("{call}, then backward(): the gradient of {name}").format(call=call, name=name),
+        )
+    expect_tensor_close(
+        ours.grad,
+        theirs.grad,
+        call=_("{call}, then backward(): the gradient of {name}").format(call=call, name="x"),
+    )
 
 
 @exercise("LinearFromScratch")
@@ -492,7 +506,7 @@ def test_count_parameters_of_the_article_net():
     expect_counts(
         nm.count_parameters(net),
         (17, 5),
-        call="count_parameters(net) after net.fc1.requires_grad_(False)",
+        call=_("count_parameters(net) after net.fc1.requires_grad_(False)"),
         mistakes=counts_mistakes(net),
     )
 
@@ -509,7 +523,9 @@ def test_count_parameters_of_random_models(sizes, frozen):
     model = nn.Sequential(*layers)
     total = sum((a + 1) * b for a, b in pairwise(sizes))
     trainable = sum((a + 1) * b for (a, b), f in zip(pairwise(sizes), frozen, strict=False) if not f)
-    call = f"count_parameters(model) for Linear layers of sizes {sizes}, frozen: {frozen[: len(layers)]}"
+    call = _("count_parameters(model) for Linear layers of sizes {sizes}, frozen: {frozen}").format(
+        sizes=sizes, frozen=frozen[: len(layers)]
+    )
     expect_counts(nm.count_parameters(model), (total, trainable), call=call, mistakes=counts_mistakes(model))
 
 
@@ -523,8 +539,10 @@ def test_count_parameters_skips_buffers_and_counts_tied_weights_once():
     expect_counts(
         nm.count_parameters(model),
         (58, 58),
-        call="count_parameters(nn.Sequential(Embedding(10, 4), BatchNorm1d(4), Linear(4, 10))) "
-        "with the Linear's weight tied to the Embedding's",
+        call=_(
+            "count_parameters(nn.Sequential(Embedding(10, 4), BatchNorm1d(4), Linear(4, 10))) "
+            "with the Linear's weight tied to the Embedding's"
+        ),
         mistakes=[
             (
                 _(
@@ -619,7 +637,7 @@ def apply_freeze(module: nn.Module, call: str) -> None:
 def test_freeze_stops_gradients_but_keeps_the_parameters():
     net = article_net(0)
     net(torch.randn(4, 2)).sum().backward()  # gradients from earlier training are still there
-    call = "freeze_(net.fc1) on a SimpleNet"
+    call = _("freeze_(net.fc1) on a SimpleNet")
     apply_freeze(net.fc1, call)
     cleared = all(p.grad is None for p in net.fc1.parameters())
     net.zero_grad(set_to_none=True)
@@ -662,7 +680,7 @@ def test_freeze_keeps_weights_fixed_through_optimizer_steps(seed):
     net = article_net(seed)
     x, target = torch.randn(8, 2), torch.randn(8, 1)
     net(x).sum().backward()  # gradients from earlier training are still there
-    call = "freeze_(net.fc1), then two SGD steps with weight decay over net.parameters()"
+    call = _("freeze_(net.fc1), then two SGD steps with weight decay over net.parameters()")
     apply_freeze(net.fc1, call)
     cleared = all(p.grad is None for p in net.fc1.parameters())
     before = copy.deepcopy(net.state_dict())
@@ -694,7 +712,7 @@ def test_freeze_reaches_nested_modules(sizes, seed):
     blocks = [nn.Sequential(nn.Linear(a, b), nn.ReLU()) for a, b in pairwise(sizes)]
     model = nn.Sequential(nn.Sequential(*blocks), nn.Linear(sizes[-1], 1))
     count = len(list(model.parameters()))
-    call = f"freeze_(model) for nested Linear blocks of sizes {sizes}"
+    call = _("freeze_(model) for nested Linear blocks of sizes {sizes}").format(sizes=sizes)
     apply_freeze(model, call)
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     if trainable or len(list(model.parameters())) != count:
@@ -838,7 +856,9 @@ def test_running_mean_tracks_the_training_batches(num_features, batches, momentu
         previous = running
         running = (1 - momentum) * running + momentum * x.mean(dim=0)
         reversed_running = momentum * reversed_running + (1 - momentum) * x.mean(dim=0)
-        call = f"RunningMean({num_features}, momentum={momentum}) on training batch {step} of sizes {batches}"
+        call = _(
+            "RunningMean({num_features}, momentum={momentum}) on training batch {step} of sizes {batches}"
+        ).format(num_features=num_features, momentum=momentum, step=step, batches=batches)
         expect_tensor_close(
             norm(x),
             x - running,
@@ -871,7 +891,7 @@ def test_running_mean_changes_nothing_in_eval_mode():
     norm.eval()
     frozen = norm.running_mean.clone()
     x = torch.randn(3, 2) + 5
-    call = "RunningMean(2, momentum=0.5) after one training batch, then .eval() and norm(x)"
+    call = _("RunningMean(2, momentum=0.5) after one training batch, then .eval() and norm(x)")
     out = norm(x)
     if not torch.equal(norm.running_mean, frozen) or norm.num_batches.item() != 1:
         fail(
@@ -891,7 +911,7 @@ def test_running_mean_keeps_buffers_out_of_the_graph():
     torch.manual_seed(0)
     norm = build_running_mean(3, momentum=0.5)
     x = torch.randn(4, 3, requires_grad=True)
-    call = "RunningMean(3, momentum=0.5)(x) with x.requires_grad=True"
+    call = _("RunningMean(3, momentum=0.5)(x) with x.requires_grad=True")
     out = norm(x)
     if norm.running_mean.requires_grad or norm.running_mean.grad_fn is not None:
         fail(
@@ -902,7 +922,9 @@ def test_running_mean_keeps_buffers_out_of_the_graph():
             ).format(call=call, mean=show(norm.running_mean))
         )
     out.sum().backward()
-    expect_tensor_close(x.grad, torch.ones(4, 3), call=f"{call}, then out.sum().backward(): x.grad")
+    expect_tensor_close(
+        x.grad, torch.ones(4, 3), call=_("{call}, then out.sum().backward(): x.grad").format(call=call)
+    )
 
 
 # --- MLP ----------------------------------------------------------------------------------
@@ -989,7 +1011,9 @@ def test_mlp_forward_puts_a_relu_between_layers(sizes, batch, seed):
     expect_tensor_close(
         model(x),
         mlp_reference(weights, x),
-        call=f"MLP({sizes})(x), x of shape ({batch}, {sizes[0]}), weights from N(0, 1) (seed {seed})",
+        call=_(
+            "MLP({sizes})(x), x of shape ({batch}, {features}), weights from N(0, 1) (seed {seed})"
+        ).format(sizes=sizes, batch=batch, features=sizes[0], seed=seed),
         rtol=1e-5,  # products of N(0, 1) weights grow with depth; float32 round-off grows with them
         atol=1e-4,
         mistakes=mistakes,
@@ -1052,7 +1076,9 @@ def test_predict_turns_dropout_off(seed, batch):
     torch.manual_seed(seed)
     model = dropout_model()
     x = torch.randn(batch, 4)
-    call = f"predict(model, x) for a training-mode model with nn.Dropout(0.5), x of shape ({batch}, 4)"
+    call = _(
+        "predict(model, x) for a training-mode model with nn.Dropout(0.5), x of shape ({batch}, 4)"
+    ).format(batch=batch)
     first, second = nm.predict(model, x), nm.predict(model, x)
     if (
         isinstance(first, torch.Tensor)
@@ -1076,7 +1102,9 @@ def test_predict_uses_batch_norm_running_statistics(seed, batch):
     model = batchnorm_model(gen)
     x = torch.randn(batch, 3, generator=gen)
     stats = copy.deepcopy(model[1].state_dict())
-    call = f"predict(model, x) for a training-mode model with nn.BatchNorm1d(5), x of shape ({batch}, 3)"
+    call = _(
+        "predict(model, x) for a training-mode model with nn.BatchNorm1d(5), x of shape ({batch}, 3)"
+    ).format(batch=batch)
     try:
         got = nm.predict(model, x)
     except ValueError as err:
@@ -1167,10 +1195,10 @@ def test_predict_builds_no_graph():
                 "Called {call}.\nIt returned {got}.\n"
                 "Likely cause: eval() does not stop autograd; run the forward pass under torch.no_grad() "
                 "(or torch.inference_mode()): no graph, less memory."
-            ).format(call="predict(model, x) with x.requires_grad=True", got=show(got))
+            ).format(call=_("predict(model, x) with x.requires_grad=True"), got=show(got))
         )
     expect_tensor_close(
-        got, eval_reference(model, x.detach()), call="predict(model, x) with x.requires_grad=True"
+        got, eval_reference(model, x.detach()), call=_("predict(model, x) with x.requires_grad=True")
     )
 
 
@@ -1263,7 +1291,7 @@ def he_model() -> nn.Module:
 def test_init_weights_gives_he_statistics_and_zero_biases():
     torch.manual_seed(0)
     model = he_model()
-    call = "init_weights_(model) for Block(Linear(64, 128), ReLU(), Sequential(Linear(128, 32), ReLU()))"
+    call = _("init_weights_(model) for Block(Linear(64, 128), ReLU(), Sequential(Linear(128, 32), ReLU()))")
     apply_init(model, call)
     for name, m in model.named_modules():
         if not isinstance(m, nn.Linear):
@@ -1355,7 +1383,9 @@ def test_init_weights_reaches_every_linear_and_nothing_else(tree, head_bias):
         for p in model.parameters():
             p.fill_(SENTINEL)
     torch.manual_seed(0)
-    call = "init_weights_(model) for a nested model (see 'Falsifying example') whose parameters all held 5.0"
+    call = _(
+        "init_weights_(model) for a nested model (see 'Falsifying example') whose parameters all held 5.0"
+    )
     apply_init(model, call)
     for name, m in model.named_modules():
         where = f"model.{name}" if name else "model"
@@ -1394,7 +1424,7 @@ def test_init_weights_changes_the_parameters_in_place():
     params = list(model.parameters())
     values = [p.detach().clone() for p in params]
     # An optimizer built before init holds these very objects.
-    call = "init_weights_(model) after an optimizer was built from model.parameters()"
+    call = _("init_weights_(model) after an optimizer was built from model.parameters()")
     apply_init(model, call)
     replaced = [name for (name, p), old in zip(model.named_parameters(), params, strict=True) if p is not old]
     if replaced:
