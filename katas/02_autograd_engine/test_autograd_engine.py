@@ -344,7 +344,7 @@ def check_operations_on(graph, ops_written):
 @exercise("Value")
 def test_value_add_and_mul_compute_data_and_record_their_inputs():
     a, b = ae.Value(2.0), ae.Value(-3.0)
-    call = "c = a * b + a with a = Value(2.0), b = Value(-3.0)"
+    call = _("c = a * b + a with a = Value(2.0), b = Value(-3.0)")
     c = expect_value(a * b + a, call=call)
     expect_close(c.data, -4.0, call=call + "; c.data")
     if not isinstance(c.children, tuple):
@@ -393,7 +393,7 @@ def test_value_add_and_mul_propagate_by_the_chain_rule():
 @exercise("Value")
 def test_value_accumulates_into_a_value_used_twice():
     a = ae.Value(3.0)
-    call = "the tests' backward pass on y = a * a + a with a = Value(3.0)"
+    call = _("the tests' backward pass on y = a * a + a with a = Value(3.0)")
     y = expect_value(a * a + a, call=call)
     their_backward(y)
     expect_close(
@@ -420,7 +420,7 @@ def test_value_works_with_plain_numbers_on_either_side():
     ]
     for text, fn, slope in cases:
         v = ae.Value(0.5)
-        call = f"{text} with v = Value(0.5)"
+        call = _("{expression} with v = Value(0.5)").format(expression=text)
         try:
             out, error = fn(v), None
         except (TypeError, AttributeError) as err:
@@ -473,7 +473,7 @@ def test_power_raises_to_a_number_and_applies_k_x_to_the_k_minus_1():
 @exercise("power")
 def test_power_gives_23_for_the_article_cubic_at_2():
     a = ae.Value(2.0)
-    call = "the tests' backward pass on b = a**3 + 4*a**2 - 5*a + 2 with a = Value(2.0)"
+    call = _("the tests' backward pass on b = a**3 + 4*a**2 - 5*a + 2 with a = Value(2.0)")
     b = expect_value(a**3 + 4 * a**2 - 5 * a + 2, call=call)
     expect_close(b.data, 16.0, call=call + "; b.data")
     their_backward(b)
@@ -559,8 +559,8 @@ def article_cubic():
 @exercise("backward")
 def test_backward_reproduces_the_article_examples():
     calls = [
-        (article_quadratic, "backward(y) with y = x**2 + 3*x + 2, x = Value(1.0)", ["y", "x"], 5.0),
-        (article_cubic, "backward(b) with b = a**3 + 4*a**2 - 5*a + 2, a = Value(2.0)", ["b", "a"], 23.0),
+        (article_quadratic, _("backward(y) with y = x**2 + 3*x + 2, x = Value(1.0)"), ["y", "x"], 5.0),
+        (article_cubic, _("backward(b) with b = a**3 + 4*a**2 - 5*a + 2, a = Value(2.0)"), ["b", "a"], 23.0),
     ]
     for build, call, names, slope in calls:
         inputs, root = build()
@@ -602,7 +602,7 @@ def test_backward_runs_each_propagate_once_after_every_user_of_the_node():
 
         node.propagate = spy
     ae.backward(out)
-    call = f"backward(out) after {setup}"
+    call = _("backward(out) after {setup}").format(setup=setup)
     for name in nodes:
         count = calls.count(name)
         if count != 1:
@@ -744,7 +744,8 @@ def test_backward_matches_torch_on_random_graphs(graph):
             return copy[: len(graph.inputs)], copy[-1]
 
         causes = wrong_walk_cause(build, [nodes[-1].grad, *got], [1.0, *expected])
-    expect_graph_grads(graph, nodes, call=f"backward(v{len(graph.steps)}) after:{graph}", causes=causes)
+    call = _("backward(v{last}) after:{graph}").format(last=len(graph.steps), graph=graph)
+    expect_graph_grads(graph, nodes, call=call, causes=causes)
 
 
 # --- zero_grad --------------------------------------------------------------------------
@@ -764,7 +765,7 @@ def test_zero_grad_clears_every_node_and_leaves_the_data_alone():
     data = {name: node.data for name, node in nodes.items()}
     ae.backward(out)
     ae.zero_grad(out)
-    call = "zero_grad(out) after backward(out), with h = x * y; s = h * h; out = s + x"
+    call = _("zero_grad(out) after backward(out), with h = x * y; s = h * h; out = s + x")
     kept = [
         f"{name}.grad = {show(node.grad)} ({_(kinds[name])})"
         for name, node in nodes.items()
@@ -979,7 +980,7 @@ def expect_simplenet_grads(grads, params, x, y, *, call):
 @exercise("simplenet_grads")
 def test_simplenet_grads_match_autograd_parameter_by_parameter():
     params, x, y = simplenet_case(seed=0, n=8)
-    call = "simplenet_grads(params, x, y) with random params, x of shape (8, 2), y of shape (8, 1)"
+    call = _("simplenet_grads(params, x, y) with random params, x of shape (8, 2), y of shape (8, 1)")
     grads = call_simplenet_grads(params, x, y, call)
     expect_simplenet_grads(grads, params, x, y, call=call)
 
@@ -988,7 +989,9 @@ def test_simplenet_grads_match_autograd_parameter_by_parameter():
 @given(seed=st.integers(0, 2**16), n=st.integers(1, 16))
 def test_simplenet_grads_match_autograd_for_random_batches(seed, n):
     params, x, y = simplenet_case(seed, n)
-    call = f"simplenet_grads(params, x, y) with x of shape ({n}, 2), params from seed {seed}"
+    call = _("simplenet_grads(params, x, y) with x of shape {shape}, params from seed {seed}").format(
+        shape=(n, 2), seed=seed
+    )
     grads = call_simplenet_grads(params, x, y, call)
     expect_simplenet_grads(grads, params, x, y, call=call)
 
@@ -997,7 +1000,7 @@ def test_simplenet_grads_match_autograd_for_random_batches(seed, n):
 def test_simplenet_grads_leave_the_inputs_alone_and_return_plain_tensors():
     params, x, y = simplenet_case(seed=1, n=5)
     before = {k: v.clone() for k, v in params.items()}
-    call = "simplenet_grads(params, x, y) with x of shape (5, 2)"
+    call = _("simplenet_grads(params, x, y) with x of shape (5, 2)")
     grads = call_simplenet_grads(params, x, y, call)
     touched = [k for k in KEYS if params[k].requires_grad or not torch.equal(params[k], before[k])]
     if touched or x.requires_grad or y.requires_grad:
