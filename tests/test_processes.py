@@ -12,6 +12,7 @@ import torch.distributed as dist
 
 from katas._harness.importer import KataModuleFinder
 from katas._harness.processes import run_ranks
+from tests.prose import english_prose
 
 Failed = pytest.fail.Exception
 FAKE_STUB_MODULE = "_katas_fake_stub_module"
@@ -150,3 +151,17 @@ def test_spawn_needs_a_module_level_function(tmp_path):
 
     with pytest.raises(ValueError, match="defined at module level"):
         run_ranks(local, tmp_path=tmp_path, method="spawn")
+
+
+def test_in_chinese_a_crash_and_a_hang_are_explained_in_chinese(tmp_path, monkeypatch):
+    monkeypatch.setenv("KATAS_LANG", "zh")
+    (tmp_path / "crash").mkdir()
+    (tmp_path / "hang").mkdir()
+    with pytest.raises(Failed) as crashed:
+        run_ranks(exit_on_rank_0, tmp_path=tmp_path / "crash", call="g()")
+    with pytest.raises(Failed) as hung:
+        run_ranks(sleep_forever, tmp_path=tmp_path / "hang", timeout=1, call="g()")
+    assert "共 2 个 rank，其中 rank 0 在运行 g() 时以退出码 3 结束" in str(crashed.value)
+    assert str(hung.value).startswith("共 2 个 rank，其中 rank [0, 1] 在运行 g() 时没有在 1 秒内结束")
+    for message in (str(crashed.value), str(hung.value)):
+        assert not [line for line in message.splitlines() if english_prose(line)], message

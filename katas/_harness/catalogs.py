@@ -26,7 +26,7 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 KEYWORDS = {"_": None, "N_": None}
 COMMENT_TAGS = ("i18n:",)
 HARNESS = "harness"
-HARNESS_SOURCES = ("katas/_harness/testing.py",)
+HARNESS_SOURCES = ("katas/_harness/testing.py", "katas/_harness/processes.py")
 
 # Katas whose test messages are all marked with _() and translated: tests/test_catalogs.py
 # holds exactly these to a complete catalog and no English prose left in their test files.

@@ -40,6 +40,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from .i18n import N_, _
 from .importer import KataModuleFinder
 from .testing import fail
 
@@ -51,27 +52,29 @@ TIMEOUT = 30.0
 GRACE = 2.0
 RESULT_FILE = "rank{rank}.pickle"
 
-HUNG = (
+HUNG = N_(
     "Rank(s) {ranks} of {world_size} did not finish within {timeout:g} s{call}, and were stopped.\n"
     "Likely cause: a collective (all_reduce, broadcast, DistributedDataParallel's gradient sync) "
     "waits until every rank calls it; check that all ranks run the same collectives in the same "
     "order, and look for an endless loop."
 )
-CRASHED = (
+CRASHED = N_(
     "Rank {rank} of {world_size} exited with code {code} without a result{call}.\n"
     "Likely cause: the process crashed or called sys.exit()/os._exit(); a negative code is the "
     "signal that killed it (-9: out of memory)."
 )
-RAISED = "Rank {rank} of {world_size} raised {error}{call}:\n{traceback}"
-ALSO = "(rank {rank} also failed: {summary})"
-STOPPED = "(rank(s) {ranks} stopped after the failure above)"
-PEER_GONE = (
+RAISED = N_("Rank {rank} of {world_size} raised {error}{call}:\n{traceback}")
+ALSO = N_("(rank {rank} also failed: {summary})")
+STOPPED = N_("(rank(s) {ranks} stopped after the failure above)")
+WHILE_RUNNING = N_(" while running {call}")
+RAISED_ON_RANK = N_("{message} (raised on rank {rank})\n{traceback}")
+PEER_GONE = N_(
     "Likely cause: rank(s) {ranks} finished while rank {rank} still waited in a collective; every rank "
     "must call the same collectives (all_reduce, broadcast, barrier) in the same order."
 )
 # How gloo reports that the other end of a collective has gone away.
 PEER_GONE_ERRORS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
-UNPICKLABLE = "\nThe result, a {result}, cannot be pickled to travel back to the test process."
+UNPICKLABLE = N_("\nThe result, a {result}, cannot be pickled to travel back to the test process.")
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,7 @@ def _stop(processes) -> None:
 
 
 def _results(processes, outcomes, failed, world_size, timeout, call) -> list[Any]:
-    where = f" while running {call}" if call else ""
+    where = _(WHILE_RUNNING).format(call=call) if call else ""
     errors = [(rank, outcomes[rank][1]) for rank in failed if outcomes[rank] is not None]
     stub = next(((r, e) for r, e in errors if e.not_implemented and _is_stub(e.origin[0])), None)
     if stub is not None:
@@ -200,28 +203,30 @@ def _results(processes, outcomes, failed, world_size, timeout, call) -> list[Any
         succeeded = [r for r, outcome in sorted(outcomes.items()) if outcome and outcome[0] == "ok"]
         message = outcomes[rank][1].message if outcomes[rank] else ""
         if succeeded and any(text in message for text in PEER_GONE_ERRORS):
-            lines.append(PEER_GONE.format(ranks=succeeded, rank=rank))
-        lines += [ALSO.format(rank=r, summary=e.summary) for r, e in errors if r != rank]
-        lines += [STOPPED.format(ranks=unfinished)] if unfinished else []
+            lines.append(_(PEER_GONE).format(ranks=succeeded, rank=rank))
+        lines += [_(ALSO).format(rank=r, summary=e.summary) for r, e in errors if r != rank]
+        lines += [_(STOPPED).format(ranks=unfinished)] if unfinished else []
         fail("\n".join(lines))
     if unfinished:
-        fail(HUNG.format(ranks=unfinished, world_size=world_size, timeout=timeout, call=where))
+        fail(_(HUNG).format(ranks=unfinished, world_size=world_size, timeout=timeout, call=where))
     return [outcomes[rank][1] for rank in range(world_size)]
 
 
 def _describe_failure(rank, outcome, process, world_size, where) -> str:
     if outcome is None:
-        return CRASHED.format(rank=rank, world_size=world_size, code=process.exitcode, call=where)
+        return _(CRASHED).format(rank=rank, world_size=world_size, code=process.exitcode, call=where)
     error: ChildError = outcome[1]
     if error.test_failure:
         return error.message
-    return RAISED.format(
+    return _(RAISED).format(
         rank=rank, world_size=world_size, error=error.summary, call=where, traceback=error.traceback
     )
 
 
 def _stub_error(rank: int, error: ChildError) -> NotImplementedError:
-    carried = NotImplementedError(f"{error.message} (raised on rank {rank})\n{error.traceback}")
+    carried = NotImplementedError(
+        _(RAISED_ON_RANK).format(message=error.message, rank=rank, traceback=error.traceback)
+    )
     carried.stub_origin = error.origin
     return carried
 
@@ -295,7 +300,7 @@ def _child(rank, world_size, store, timeout, target, args, workdir: Path, module
         try:
             payload = pickle.dumps(("ok", result))
         except Exception as err:
-            payload = pickle.dumps(("error", _child_error(err, UNPICKLABLE.format(result=type(result)))))
+            payload = pickle.dumps(("error", _child_error(err, _(UNPICKLABLE).format(result=type(result)))))
     _write(workdir, rank, payload)
     if initialised:
         dist.destroy_process_group()
