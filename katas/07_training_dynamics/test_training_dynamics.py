@@ -173,10 +173,10 @@ def check_overfit(seed: int, n: int, batch_size: int, threshold: float, max_step
     loader = CountingLoader(shuffled_loader(x, y, batch_size, seed))
     model = mlp(seed, sizes)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    call = (
-        f"overfit_one_batch(MLP {sizes}, nn.MSELoss(), Adam(lr=0.01), a shuffling loader of {n} random "
-        f"samples in batches of {batch_size}, threshold={threshold}, max_steps={max_steps})"
-    )
+    call = _(
+        "overfit_one_batch(MLP {sizes}, nn.MSELoss(), Adam(lr=0.01), a shuffling loader of {n} random "
+        "samples in batches of {batch_size}, threshold={threshold}, max_steps={max_steps})"
+    ).format(sizes=sizes, n=n, batch_size=batch_size, threshold=threshold, max_steps=max_steps)
     got_step, got_losses = expect_pair(
         td.overfit_one_batch(model, mse, optimizer, loader, threshold, max_steps), call=call
     )
@@ -292,12 +292,20 @@ def range_setup(seed: int, n_batches: int, corrupt: int | None = None):
     return model, optimizer, list(zip(x.split(32), y.split(32), strict=True))
 
 
+RANGE_CALL = N_(
+    "lr_range_test(MLP [4, 16, 1], nn.MSELoss(), SGD(momentum=0.9), {n_batches} batches of 32, "
+    "lr_min={lr_min}, lr_max={lr_max})"
+)
+RANGE_CALL_NAN = N_(
+    "lr_range_test(MLP [4, 16, 1], nn.MSELoss(), SGD(momentum=0.9), {n_batches} batches of 32, "
+    "batch {corrupt} holding a nan, lr_min={lr_min}, lr_max={lr_max})"
+)
+
+
 def check_range_test(seed: int, n_batches: int, lr_min: float, lr_max: float, corrupt: int | None = None):
     model, optimizer, loader = range_setup(seed, n_batches, corrupt)
-    call_where = f", batch {corrupt} holding a nan" if corrupt is not None else ""
-    call = (
-        f"lr_range_test(MLP [4, 16, 1], nn.MSELoss(), SGD(momentum=0.9), {n_batches} batches of "
-        f"32{call_where}, lr_min={lr_min}, lr_max={lr_max})"
+    call = _(RANGE_CALL if corrupt is None else RANGE_CALL_NAN).format(
+        n_batches=n_batches, corrupt=corrupt, lr_min=lr_min, lr_max=lr_max
     )
     got = td.lr_range_test(model, mse, optimizer, loader, lr_min, lr_max)
     if not isinstance(got, tuple) or len(got) != 3:
@@ -315,7 +323,7 @@ def check_range_test(seed: int, n_batches: int, lr_min: float, lr_max: float, co
     expect_close(
         got_lrs[:checked],
         lrs[:checked],
-        call=f"{call}; the learning rates",
+        call=_("{call}; the learning rates").format(call=call),
         rtol=1e-5,
         mistakes=[
             (
@@ -398,7 +406,7 @@ def test_lr_range_test_puts_the_model_and_the_optimizer_back():
     loads = []
     original_load = model.load_state_dict
     model.load_state_dict = lambda *args, **kwargs: loads.append(1) or original_load(*args, **kwargs)
-    call = (
+    call = _(
         "lr_range_test(MLP [4, 16, 1], nn.MSELoss(), SGD(lr=0.1, momentum=0.9) after one step, 20 batches, "
         "1e-3, 10.0)"
     )
@@ -487,15 +495,22 @@ def reference_guard(model, optimizer, batches, max_loss, check_after_step=False,
     return losses, None
 
 
+GUARD_CALL = N_(
+    "train_with_divergence_guard(MLP [3, 8, 1], nn.MSELoss(), SGD(lr=0.05), {count} batches, {max_loss})"
+)
+GUARD_CALL_BAD = N_(
+    "train_with_divergence_guard(MLP [3, 8, 1], nn.MSELoss(), SGD(lr=0.05), {count} batches, batch {bad} "
+    "holding {what}, {max_loss})"
+)
+GUARD_BAD = {"nan": N_("a nan input"), "inf": N_("an inf input"), "huge": N_("a target of 1e4")}
+
+
 def check_guard(seed: int, count: int, bad: int | None, kind: str, max_loss: float = 100.0):
     batches = guard_batches(seed, count, bad, kind)
     model = mlp(seed, [3, 8, 1])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    call_what = {"nan": "a nan input", "inf": "an inf input", "huge": "a target of 1e4"}[kind]
-    call_where = f", batch {bad} holding {call_what}" if bad is not None else ""
-    call = (
-        f"train_with_divergence_guard(MLP [3, 8, 1], nn.MSELoss(), SGD(lr=0.05), {count} "
-        f"batches{call_where}, {max_loss})"
+    call = _(GUARD_CALL if bad is None else GUARD_CALL_BAD).format(
+        count=count, bad=bad, what=_(GUARD_BAD[kind]), max_loss=max_loss
     )
     got_losses, got_index = expect_pair(
         td.train_with_divergence_guard(model, mse, optimizer, batches, max_loss), call=call
@@ -624,6 +639,14 @@ def check_stds(model: nn.Sequential, inputs: torch.Tensor, call: str, note: str 
     return got
 
 
+INIT_NAMES = {
+    "default": N_("the default init"),
+    "small": N_("the small init"),
+    "large": N_("the large init"),
+    "kaiming": N_("the kaiming init"),
+}
+
+
 @exercise("activation_stds")
 @pytest.mark.parametrize(
     ("init", "what"),
@@ -658,7 +681,9 @@ def check_stds(model: nn.Sequential, inputs: torch.Tensor, call: str, note: str 
 )
 def test_activation_stds_measure_collapse_and_explosion_through_ten_layers(init, what):
     inputs = torch.randn(256, 64, generator=torch.Generator().manual_seed(0))
-    call = f"activation_stds(10 x (Linear(64, 64), ReLU) with the {init} init, a batch of 256)"
+    call = _("activation_stds(10 x (Linear(64, 64), ReLU) with {init}, a batch of 256)").format(
+        init=_(INIT_NAMES[init])
+    )
     check_stds(deep_stack(10, 64, init, 0), inputs, call, note=_(what))
 
 
@@ -672,7 +697,9 @@ def test_activation_stds_measure_collapse_and_explosion_through_ten_layers(init,
 def test_activation_stds_match_a_reference_for_random_stacks(seed, widths, activation):
     inputs = torch.randn(32, widths[0], generator=torch.Generator().manual_seed(seed))
     model = mlp(seed, widths, activation)
-    call = f"activation_stds(MLP {widths} with {activation.__name__}, a batch of 32)"
+    call = _("activation_stds(MLP {widths} with {activation}, a batch of 32)").format(
+        widths=widths, activation=activation.__name__
+    )
     check_stds(model, inputs, call)
 
 
@@ -698,10 +725,10 @@ def kaiming_model(seed: int, sizes: list[int]) -> nn.Module:
 
 def check_kaiming(seed: int, sizes: list[int]) -> None:
     model = kaiming_model(seed, sizes)
-    call = (
-        f"kaiming_init(a ReLU MLP of sizes {sizes} with a LayerNorm and nested blocks) after "
-        f"torch.manual_seed({seed})"
-    )
+    call = _(
+        "kaiming_init(a ReLU MLP of sizes {sizes} with a LayerNorm and nested blocks) after "
+        "torch.manual_seed({seed})"
+    ).format(sizes=sizes, seed=seed)
     norm_before = params_of(model[2])
     torch.manual_seed(seed)
     td.kaiming_init(model)
@@ -792,7 +819,9 @@ def test_kaiming_init_matches_a_reference_for_random_shapes(seed, sizes):
 def test_kaiming_init_keeps_the_signal_alive_through_twenty_relu_layers():
     model = mlp(0, [64] * 21)
     torch.manual_seed(0)
-    call = "kaiming_init(20 x (Linear(64, 64), ReLU)); then the std of every layer's output on a batch of 256"
+    call = _(
+        "kaiming_init(20 x (Linear(64, 64), ReLU)); then the std of every layer's output on a batch of 256"
+    )
     td.kaiming_init(model)
     stds = reference_stds(model, torch.randn(256, 64, generator=torch.Generator().manual_seed(1)))
     if not 0.5 < stds[-1] / stds[0] < 2:
@@ -865,10 +894,10 @@ def reference_keep_best(val_losses: list[float], max_epochs: int, patience: int)
 
 def check_keep_best(val_losses: list[float], max_epochs: int, patience: int) -> None:
     run = Scripted(val_losses)
-    call = (
-        f"fit_keep_best(model, train_epoch, validate, max_epochs={max_epochs}, patience={patience}) with the "
-        f"validation losses {val_losses[:max_epochs]}"
-    )
+    call = _(
+        "fit_keep_best(model, train_epoch, validate, max_epochs={max_epochs}, patience={patience}) with the "
+        "validation losses {losses}"
+    ).format(max_epochs=max_epochs, patience=patience, losses=val_losses[:max_epochs])
     got = td.fit_keep_best(run.model, run.train_epoch, run.validate, max_epochs, patience)
     if not isinstance(got, tuple) or len(got) != 3:
         fail(
@@ -944,7 +973,7 @@ def memorising_run(seed: int = 0):
 def test_fit_keep_best_stops_a_model_that_memorises_its_noisy_training_set():
     model, train_epoch, validate = memorising_run()
     loads = counting_loads(model)
-    call = (
+    call = _(
         "fit_keep_best(MLP [1, 32, 32, 1], one Adam step on 16 noisy points, validate on 64, 300, "
         "patience=10)"
     )
@@ -969,11 +998,11 @@ def test_fit_keep_best_stops_a_model_that_memorises_its_noisy_training_set():
     expect_losses(got[1], val_losses, call=call, what=_("The validation losses"))
     expect_close(got[2], best, call=f"{call}; best_epoch")
     # The gap: after the best epoch the training loss kept falling while the validation loss rose.
-    final = expect_float(validate(), call="validate() after the call")
+    final = expect_float(validate(), call=_("validate() after the call"))
     expect_close(
         final,
         val_losses[best],
-        call=f"{call}; then validate()",
+        call=_("{call}; then validate()").format(call=call),
         rtol=1e-5,
         mistakes=[
             (
@@ -1013,13 +1042,16 @@ def norm_setup(seed: int, sizes: list[int], n_batches: int, freeze_first: bool =
     return model, optimizer, list(zip(x.split(8), y.split(8), strict=True))
 
 
+NORMS_CALL = N_("gradient_norms(sigmoid MLP {sizes}, nn.MSELoss(), SGD(lr=0.1), {n_batches} batches of 8)")
+NORMS_CALL_FROZEN = N_(
+    "gradient_norms(sigmoid MLP {sizes}, its first layer frozen, nn.MSELoss(), SGD(lr=0.1), {n_batches} "
+    "batches of 8)"
+)
+
+
 def check_norms(seed: int, sizes: list[int], n_batches: int, freeze_first: bool = False):
     model, optimizer, batches = norm_setup(seed, sizes, n_batches, freeze_first)
-    call_frozen = ", its first layer frozen" if freeze_first else ""
-    call = (
-        f"gradient_norms(sigmoid MLP {sizes}{call_frozen}, nn.MSELoss(), SGD(lr=0.1), {n_batches} batches "
-        f"of 8)"
-    )
+    call = _(NORMS_CALL_FROZEN if freeze_first else NORMS_CALL).format(sizes=sizes, n_batches=n_batches)
     got = td.gradient_norms(model, mse, optimizer, batches)
     expected = reference_norms(*norm_setup(seed, sizes, n_batches, freeze_first))
     if not isinstance(got, dict):
@@ -1087,7 +1119,7 @@ def test_gradient_norms_match_a_reference_run(seed, sizes, n_batches):
 @exercise("gradient_norms")
 def test_gradient_norms_removes_its_hooks_even_when_training_fails():
     model, optimizer, batches = norm_setup(2, [4, 8, 1], 3)
-    call = "gradient_norms(sigmoid MLP [4, 8, 1], nn.MSELoss(), SGD(lr=0.1), 3 batches of 8)"
+    call = _(NORMS_CALL).format(sizes=[4, 8, 1], n_batches=3)
     got = td.gradient_norms(model, mse, optimizer, batches)
     counts = {name: len(v) for name, v in got.items()} if isinstance(got, dict) else {}
     mse(model(batches[0][0]), batches[0][1]).backward()  # a backward pass after the call
@@ -1105,7 +1137,7 @@ def test_gradient_norms_removes_its_hooks_even_when_training_fails():
         )
     model, optimizer, batches = norm_setup(2, [4, 8, 1], 3)
     batches[1] = (batches[1][0][:, :3], batches[1][1])  # a batch whose inputs have the wrong shape
-    call = "gradient_norms(..., 3 batches of 8, the second one with inputs of shape (8, 3))"
+    call = _("gradient_norms(..., 3 batches of 8, the second one with inputs of shape (8, 3))")
     with pytest.raises(RuntimeError):
         td.gradient_norms(model, mse, optimizer, batches)
     left = [name for name, p in model.named_parameters() if p._backward_hooks]
