@@ -560,7 +560,9 @@ def test_evaluate_accuracy_counts_correct_predictions_over_all_samples(n, batch_
     torch.manual_seed(seed)
     model = nn.Linear(2, 2)
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size)
-    call = f"evaluate_accuracy(model, loader) on {n} samples in batches of {batch_size}"
+    call = _("evaluate_accuracy(model, loader) on {n} samples in batches of {batch_size}").format(
+        n=n, batch_size=batch_size
+    )
     got = expect_float(on_any_machine(cap.evaluate_accuracy, model, loader, call=call), call=call)
     with torch.no_grad():
         hits = (model(x).argmax(dim=1) == y).float()
@@ -605,7 +607,7 @@ def test_evaluate_accuracy_turns_dropout_off_and_restores_the_mode():
     loader = DataLoader(TensorDataset(x, y), batch_size=50)
     model.train()
     torch.manual_seed(1)  # the dropout masks, should a wrong answer draw them
-    call = "evaluate_accuracy(model, loader) on a model with nn.Dropout(0.5), in training mode"
+    call = _("evaluate_accuracy(model, loader) on a model with nn.Dropout(0.5), in training mode")
     got = expect_float(on_any_machine(cap.evaluate_accuracy, model, loader, call=call), call=call)
     expect_close(
         got,
@@ -653,7 +655,7 @@ class GradProbe(nn.Module):
 def test_evaluate_accuracy_runs_without_autograd():
     x, y = points_and_labels(20, 0)
     model = GradProbe()
-    call = "evaluate_accuracy(model, loader) on 20 samples in batches of 8"
+    call = _("evaluate_accuracy(model, loader) on 20 samples in batches of 8")
     on_any_machine(cap.evaluate_accuracy, model, DataLoader(TensorDataset(x, y), batch_size=8), call=call)
     if not model.grad_enabled:
         fail(_("Called {call}.\nIt never called the model.").format(call=call))
@@ -670,7 +672,7 @@ def test_evaluate_accuracy_runs_without_autograd():
 @exercise("evaluate_accuracy")
 def test_evaluate_accuracy_moves_batches_to_the_model_device():
     expect_batches_on_the_model_device(
-        cap.evaluate_accuracy, call="evaluate_accuracy(model, loader) with the model on the meta device"
+        cap.evaluate_accuracy, call=_("evaluate_accuracy(model, loader) with the model on the meta device")
     )
 
 
@@ -869,14 +871,14 @@ def expect_checkpoint(got: dict, expected: dict, *, call: str) -> None:
 def test_save_training_state_writes_everything_a_resumed_run_needs(tmp_path):
     model, optimizer, loader = trained_state()
     path = tmp_path / "ckpt.pt"
-    call = "save_training_state(path, model, optimizer, loader, epoch=1, losses=[0.69])"
+    call = _("save_training_state(path, model, optimizer, loader, epoch=1, losses=[0.69])")
     expected = expected_checkpoint(model, optimizer, loader, 1, [0.69])
     cap.save_training_state(path, model, optimizer, loader, 1, [0.69])
     expect_checkpoint(load_checkpoint_file(path, call=call), expected, call=call)
     torch.rand(3)  # both RNGs move on before the next save
     loader.generator.manual_seed(11)
     expected = expected_checkpoint(model, optimizer, loader, 2, [0.69, 0.5])
-    call = "save_training_state(path, ..., epoch=2, losses=[0.69, 0.5]) onto the previous checkpoint"
+    call = _("save_training_state(path, ..., epoch=2, losses=[0.69, 0.5]) onto the previous checkpoint")
     cap.save_training_state(str(path), model, optimizer, loader, 2, [0.69, 0.5])
     expect_checkpoint(load_checkpoint_file(path, call=call), expected, call=call)
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -893,7 +895,7 @@ def test_save_training_state_accepts_a_loader_without_a_generator(tmp_path):
     model, optimizer, _loader = trained_state()
     loader = DataLoader(TensorDataset(torch.randn(4, 2), torch.zeros(4, dtype=torch.long)), batch_size=2)
     path = tmp_path / "ckpt.pt"
-    call = "save_training_state(path, model, optimizer, DataLoader(dataset, batch_size=2), 1, [0.7])"
+    call = _("save_training_state(path, model, optimizer, DataLoader(dataset, batch_size=2), 1, [0.7])")
     try:
         cap.save_training_state(path, model, optimizer, loader, 1, [0.7])
     except AttributeError as err:
@@ -922,7 +924,9 @@ def test_save_training_state_keeps_the_previous_checkpoint_when_the_save_crashes
     old = path.read_bytes()
     model, optimizer, loader = trained_state()
     monkeypatch.setattr(torch, "save", save_half_then_crash(torch.save))
-    call = "save_training_state(path, model, optimizer, loader, 2, [0.7, 0.6]) while torch.save dies halfway"
+    call = _(
+        "save_training_state(path, model, optimizer, loader, 2, [0.7, 0.6]) while torch.save dies halfway"
+    )
     try:
         cap.save_training_state(path, model, optimizer, loader, 2, [0.7, 0.6])
     except SimulatedCrash:
@@ -980,7 +984,7 @@ def test_resume_training_restores_model_and_optimizer_and_returns_epoch_and_loss
     path = tmp_path / "ckpt.pt"
     torch.save(expected_checkpoint(model, optimizer, loader, 3, [0.7, 0.5, 0.4]), path)
     fresh_model, fresh_optimizer, fresh_loader = fresh_process()
-    call = "resume_training(path, fresh_model, fresh_optimizer, loader) on a checkpoint of epoch 3"
+    call = _("resume_training(path, fresh_model, fresh_optimizer, loader) on a checkpoint of epoch 3")
     epoch, losses = resume_result(
         cap.resume_training(path, fresh_model, fresh_optimizer, fresh_loader), call=call
     )
@@ -1027,7 +1031,7 @@ def test_resume_training_restores_both_random_number_generators(tmp_path):
     torch.save(expected_checkpoint(model, optimizer, loader, 1, [0.7]), path)
     expected = {"torch": torch.rand(4), "loader": ids_of_tiny(loader)}  # what comes next, at the save
     fresh_model, fresh_optimizer, fresh_loader = fresh_process()
-    call = "resume_training(path, model, optimizer, loader) in a freshly seeded process"
+    call = _("resume_training(path, model, optimizer, loader) in a freshly seeded process")
     cap.resume_training(path, fresh_model, fresh_optimizer, fresh_loader)
     got = {"torch": torch.rand(4), "loader": ids_of_tiny(fresh_loader)}
     if not torch.equal(got["torch"], expected["torch"]):
@@ -1069,7 +1073,9 @@ def test_resume_training_loads_a_gpu_checkpoint_onto_a_cpu_model(tmp_path):
     path = tmp_path / "ckpt.pt"
     save_as_if_on_cuda(expected_checkpoint(model, optimizer, loader, 2, [0.7, 0.6]), path)
     fresh_model, fresh_optimizer, fresh_loader = fresh_process()
-    call = "resume_training(path, model, optimizer, loader) on a checkpoint saved on a GPU, into a CPU model"
+    call = _(
+        "resume_training(path, model, optimizer, loader) on a checkpoint saved on a GPU, into a CPU model"
+    )
     try:
         cap.resume_training(path, fresh_model, fresh_optimizer, fresh_loader)
     except NotImplementedError:
@@ -1118,13 +1124,14 @@ def losses_of(result, epochs: int, *, call: str) -> list[float]:
 def test_fit_writes_a_checkpoint_after_every_epoch(tmp_path):
     model, optimizer, loader = tiny_setup(0, dropout=0.2)
     path = tmp_path / "ckpt.pt"
-    call = "fit(model, optimizer, loader, epochs=3, path, on_epoch_end)"
+    call = _("fit(model, optimizer, loader, epochs=3, path, on_epoch_end)")
     seen = []
 
     def on_epoch_end(epoch, loss):
         checkpoint = None
         if path.exists():
-            checkpoint = load_checkpoint_file(path, call=f"{call}, then read the checkpoint in on_epoch_end")
+            then_read = _("{call}, then read the checkpoint in on_epoch_end").format(call=call)
+            checkpoint = load_checkpoint_file(path, call=then_read)
         seen.append((epoch, loss, checkpoint))
 
     history = losses_of(cap.fit(model, optimizer, loader, 3, path, on_epoch_end), 3, call=call)
@@ -1205,17 +1212,17 @@ def test_fit_resumed_after_an_interruption_matches_an_uninterrupted_run_exactly(
     straight = losses_of(
         cap.fit(model, optimizer, loader, epochs, tmp_path / "straight.pt"),
         epochs,
-        call=f"fit(model, optimizer, loader, epochs={epochs}, path)",
+        call=_("fit(model, optimizer, loader, epochs={epochs}, path)").format(epochs=epochs),
     )
     straight_state = model.state_dict()
     path = tmp_path / "ckpt.pt"
     run_interrupted(path, epochs, stop)
     model, optimizer, loader = fresh_process()
     resumed_epochs = []
-    call = (
-        f"fit(..., epochs={epochs}, path) interrupted after epoch {stop}, then fit(fresh_model, "
-        f"fresh_optimizer, fresh_loader, {epochs}, path, on_epoch_end) in a fresh process"
-    )
+    call = _(
+        "fit(..., epochs={epochs}, path) interrupted after epoch {stop}, then fit(fresh_model, "
+        "fresh_optimizer, fresh_loader, {epochs}, path, on_epoch_end) in a fresh process"
+    ).format(epochs=epochs, stop=stop)
     resumed = cap.fit(
         model, optimizer, loader, epochs, path, lambda epoch, loss: resumed_epochs.append(epoch)
     )
@@ -1264,7 +1271,7 @@ def test_fit_on_a_finished_run_trains_no_further(tmp_path):
     history = cap.fit(model, optimizer, loader, 2, path)
     model, optimizer, loader = fresh_process()
     calls = []
-    call = (
+    call = _(
         "fit(model, optimizer, loader, epochs=2, path, on_epoch_end) after a finished 2-epoch run wrote path"
     )
     again = cap.fit(model, optimizer, loader, 2, path, lambda epoch, loss: calls.append(epoch))
@@ -1407,7 +1414,7 @@ def test_run_experiment_measures_accuracy_on_the_held_out_points(experiment):
 @exercise("run_experiment")
 def test_run_experiment_called_again_resumes_and_trains_no_further(experiment):
     first = only_model(experiment.recorder, CALL)
-    call = f"{CALL} a second time, on the workdir of a finished run"
+    call = _("{call} a second time, on the workdir of a finished run").format(call=CALL)
     accuracy, recorder = run_recorded(experiment.workdir)
     model = only_model(recorder, call)
     if recorder.train_calls:
