@@ -452,7 +452,7 @@ def check_conv(x, weight, bias, stride, padding, groups, call, got=None):
 def test_conv2d_unfold_of_a_small_image():
     x = torch.arange(16.0).reshape(1, 1, 4, 4)
     weight = torch.tensor([[[[1.0, 0.0], [0.0, -1.0]]]])
-    call = "conv2d_unfold(x, weight) with x = arange(16).reshape(1, 1, 4, 4), weight [[1, 0], [0, -1]]"
+    call = _("conv2d_unfold(x, weight) with x = arange(16).reshape(1, 1, 4, 4), weight [[1, 0], [0, -1]]")
     check_conv(x, weight, None, 1, 0, 1, call)
 
 
@@ -469,9 +469,16 @@ def conv_cases(draw):
     x = torch.randn(batch, in_channels, h, w, generator=gen)
     weight = torch.randn(out_channels, in_channels // groups, kh, kw, generator=gen)
     bias = torch.randn(out_channels, generator=gen) if with_bias else None
-    call = (
-        f"conv2d_unfold(x, weight, {'bias' if with_bias else 'None'}, stride={stride}, padding={padding}, "
-        f"groups={groups}) with x {tuple(x.shape)}, weight {tuple(weight.shape)}"
+    call = _(
+        "conv2d_unfold(x, weight, {bias}, stride={stride}, padding={padding}, groups={groups}) "
+        "with x {x_shape}, weight {w_shape}"
+    ).format(
+        bias="bias" if with_bias else "None",
+        stride=stride,
+        padding=padding,
+        groups=groups,
+        x_shape=tuple(x.shape),
+        w_shape=tuple(weight.shape),
     )
     return x, weight, bias, stride, padding, groups, call
 
@@ -497,7 +504,9 @@ def test_conv2d_unfold_does_not_call_conv2d(monkeypatch):
         monkeypatch.setattr(owner, "conv2d", recording(owner.conv2d))
     gen = torch.Generator().manual_seed(3)
     x, weight = torch.randn(2, 4, 5, 5, generator=gen), torch.randn(6, 2, 3, 3, generator=gen)
-    call = "conv2d_unfold(x, weight, stride=2, padding=1, groups=2) with x (2, 4, 5, 5), weight (6, 2, 3, 3)"
+    call = _(
+        "conv2d_unfold(x, weight, stride=2, padding=1, groups=2) with x (2, 4, 5, 5), weight (6, 2, 3, 3)"
+    )
     got = cv.conv2d_unfold(x, weight, None, 2, 1, 2)
     monkeypatch.undo()
     if calls:
