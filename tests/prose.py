@@ -21,6 +21,7 @@ CODE_SPAN = re.compile(r"`[^`]*`")
 LIBRARY_ERROR = re.compile(r"\b[A-Z]\w*(?:Error|Exception|Warning): .*$")
 REPR_FRAGMENTS = ("Parameter containing:",)
 # A command a learner types is code: `python -m katas hint 01_autograd/grad_at`.
+CALL_ARGUMENTS = re.compile(r"\b[A-Za-z_][\w.]*\([^()]*\)")
 KATAS_COMMAND = re.compile(r"python -m katas(?: [\w./-]+)*")
 
 
@@ -28,6 +29,11 @@ def english_prose(line: str) -> list[str]:
     """The English words of `line` outside code: two plain words between the same Chinese text
     (code between them or not), or one word of PROSE_WORDS."""
     line = KATAS_COMMAND.sub(" ", LIBRARY_ERROR.sub(" ", CODE_SPAN.sub(" ", line)))
+    while True:  # a call's arguments are code: save_checkpoint(path, model, optimizer)
+        bare = CALL_ARGUMENTS.sub(" ", line)
+        if bare == line:
+            break
+        line = bare
     for fragment in REPR_FRAGMENTS:
         line = line.replace(fragment, " ")
     found = []
