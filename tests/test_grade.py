@@ -6,6 +6,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -240,3 +242,24 @@ def test_a_folder_above_python_that_other_accounts_cannot_enter_is_covered_too(t
     assert str(closed) in sandbox.closed_ancestors((str(venv),))
     closed.chmod(0o755)
     assert str(closed) not in sandbox.closed_ancestors((str(venv),))
+
+
+def test_the_address_space_limit_counts_from_what_was_mapped_before_the_cage(tmp_path):
+    """A CUDA build of torch maps over 3 GB at import (2.5.1+cu124: 3.2 GB): a flat 3 GB limit
+    left a kata no memory at all, and every grade on such a build crashed while collecting."""
+    script = tmp_path / "caged.py"
+    script.write_text(
+        "import mmap, sys\n"
+        "from katas._harness.grading.sandbox import Cage\n"
+        "libraries = mmap.mmap(-1, 3 << 30)  # reserved, never touched, like a CUDA build's libraries\n"
+        "Cage(memory_mb=512).enter()\n"
+        "kept = bytearray(256 << 20)  # within the kata's 512 MB\n"
+        "try:\n"
+        "    bytearray(1 << 30)\n"
+        "except MemoryError:\n"
+        "    sys.exit(0)\n"
+        "sys.exit(3)  # 1 GB more than its limit was granted\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, f"exit {done.returncode}:\n{done.stderr[-2000:]}"

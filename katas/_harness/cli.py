@@ -387,7 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grade_cmd.add_argument("--test-timeout", type=int, default=60, help="seconds per test (default: 60)")
     grade_cmd.add_argument(
-        "--memory-mb", type=int, default=4096, help="address-space limit per kata (default: 4096)"
+        "--memory-mb",
+        type=int,
+        default=4096,
+        help="memory per kata: its process tree (cgroup), and each process's address space beyond "
+        "what Python and torch map at import (default: 4096)",
     )
     class_options = grade_cmd.add_argument_group(
         "a class", "SUBMISSIONS_DIR may hold one sub-folder or .zip per student (named by the student's id)"

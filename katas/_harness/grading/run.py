@@ -38,7 +38,7 @@ from .zygote import Zygote, ZygoteDied
 
 KATA_TIMEOUT = 300.0  # seconds of wall clock per kata
 TEST_TIMEOUT = 60  # seconds per test (pytest-timeout)
-MEMORY_MB = 4096  # for a kata's whole process tree (cgroup), else per process; torch maps ~1 GB
+MEMORY_MB = 4096  # for a kata's whole process tree (cgroup), else per process, beyond what torch maps
 PROFILE = "katas-check"  # derandomized Hypothesis: the same submission, the same score
 RESULT_BYTES = 8 << 20  # the most a child may send; past it the kata scores zero
 OUTPUT_BYTES = 64 << 10  # the tail of a child's output kept for messages

@@ -5,8 +5,8 @@ Layers, each used where the machine allows it (Linux; `describe()` says which he
   dedicated uid (one per job slot, never shared by two katas at once), so it cannot read
   the grader's memory, environment or root-only files, nor signal the grader;
 - a cgroup (memory and process count for the whole process tree) where one can be made;
-- rlimits on every process: address space, file size, core dumps, and the process count
-  when the account is dedicated;
+- rlimits on every process: address space (over what it has mapped when caged), file size,
+  core dumps, and the process count when the account is dedicated;
 - not dumpable: /proc/<pid>/mem, environ and cwd of the kata (and of the grader, which
   sets the same flag on itself) belong to root, so neither the kata's own memory (the
   report's key) nor the grader's working directory can be read through /proc;
@@ -46,13 +46,13 @@ class Cage:
         """Run in the child after fork, before any submitted code: there is no way back."""
         import resource
 
+        limit = address_space_limit(self.memory_mb)  # read /proc before any folder is hidden
         os.setsid()
         if self.hide:
             hide_folders(self.hide, self.keep)
         for folder in self.cgroups:
             Path(folder, "cgroup.procs").write_text(str(os.getpid()))
-        size = self.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_MB * 1024 * 1024,) * 2)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails instead of killing
@@ -70,6 +70,21 @@ class Cage:
             _empty_cgroup(Path(folder))
         if self.uid is not None:
             _kill_account(self.uid)
+
+
+def address_space_limit(memory_mb: int) -> int:
+    """The address space a caged process may reach: what it has mapped already (the zygote's
+    Python and torch) plus `memory_mb`. torch's CUDA builds map over 3 GB of libraries at import
+    (2.5.1+cu124: 3.2 GB, against 0.6 GB for a CPU build), so a flat limit would leave a kata on
+    a CUDA build no memory at all, and it would crash before its first test."""
+    mapped = 0
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmSize:"):
+                mapped = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):  # no /proc: the limit counts from zero
+        pass
+    return mapped + memory_mb * 1024 * 1024
 
 
 _CLONE_NEWNS, _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20000, 1, 32, 4096, 16384, 1 << 18
