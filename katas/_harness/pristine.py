@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 
 from .manifest import Kata, Manifest
 
@@ -57,7 +60,8 @@ def _text(path: Path) -> str | None:
         return None
 
 
-def definitions(source: str) -> dict[str, tuple[int, int]]:
+@lru_cache(maxsize=64)  # `list` asks once per exercise, of the same few files
+def definitions(source: str) -> Mapping[str, tuple[int, int]]:
     """Top-level functions and classes of `source`: name -> (first line, last line), 1-based.
 
     The first line includes decorators. Raises SyntaxError for a file that does not parse.
@@ -67,7 +71,7 @@ def definitions(source: str) -> dict[str, tuple[int, int]]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
             spans[node.name] = (first, node.end_lineno or node.lineno)
-    return spans
+    return MappingProxyType(spans)
 
 
 def segment(source: str, name: str) -> str | None:
