@@ -22,7 +22,7 @@ WAIT = scaled(60)  # seconds, longer on a loaded machine (tests/load.py)
 class Watching:
     """A `katas watch` process whose output is read as it comes."""
 
-    def __init__(self, copy, *args: str, language: str | None = None):
+    def __init__(self, copy, *args: str, language: str | None = None, sigint_ignored: bool = False):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if language:
             env["KATAS_LANG"] = language
@@ -33,6 +33,7 @@ class Watching:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
@@ -72,8 +73,8 @@ def copy(tmp_path):
 def watching(copy):
     started = []
 
-    def start(*args: str, language: str | None = None) -> Watching:
-        started.append(Watching(copy, *args, language=language))
+    def start(*args: str, language: str | None = None, sigint_ignored: bool = False) -> Watching:
+        started.append(Watching(copy, *args, language=language, sigint_ignored=sigint_ignored))
         return started[-1]
 
     yield start
@@ -174,8 +175,11 @@ def test_a_file_that_cannot_run_keeps_the_last_count_and_says_so(copy, watching)
     assert "(the count of the last run that ran)" in shown
 
 
-def test_ctrl_c_stops_cleanly(watching):
-    watcher = watching("01_autograd")
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["plain", "started-with-sigint-ignored"])
+def test_ctrl_c_stops_cleanly(watching, sigint_ignored):
+    """Also when the parent ignored SIGINT (a job started with `&` from a script; an xdist worker
+    after some tests): Python installs no KeyboardInterrupt then, and watch sets it itself."""
+    watcher = watching("01_autograd", sigint_ignored=sigint_ignored)
     watcher.expect("Watching")
     watcher.process.send_signal(signal.SIGINT)
     watcher.expect("Stopped watching.")

@@ -161,6 +161,7 @@ class Watcher:
             self._show([msg.WATCH_ALL_DONE])
             return 0
         _warm_up(self.manifest.root)
+        _ctrl_c_stops()
         changes = None if once else _Changes(self.manifest.root / "katas")
         try:
             while True:
@@ -325,6 +326,16 @@ def _all_done(kata: Kata, result: PassResult) -> bool:
 def _touches(kata: Kata, manifest: Manifest, paths: set[str]) -> bool:
     folder = (manifest.root / "katas" / kata.name).resolve()
     return any(Path(p).suffix == ".py" and Path(p).resolve().parent == folder for p in paths)
+
+
+def _ctrl_c_stops() -> None:
+    """Ctrl-C is how watch ends, even when it was started with SIGINT ignored (a job started
+    with `&` from a script, some IDE runners): Python then installs no KeyboardInterrupt."""
+    if (
+        signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        and threading.current_thread() is threading.main_thread()
+    ):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _stop(child) -> None:
