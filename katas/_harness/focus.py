@@ -15,21 +15,21 @@ class LaterExercisesHidden:
     but once (each of its tests says the same line); the progress section gives every exercise
     one line instead."""
 
-    def __init__(self, exercise_of: Callable[[pytest.TestReport], str | None]) -> None:
-        self.exercise_of = exercise_of
-        self.failures: list[tuple[pytest.TestReport, bool]] = []  # (report, an untouched stub's TODO)
-        self.current: Callable[[], Exercise | None] = lambda: None
+    def __init__(self, current: Callable[[], Exercise | None]) -> None:
+        self.current = current
+        self.failures: list[tuple[pytest.TestReport, str, bool]] = []  # (report, exercise, a TODO)
         self.hidden = 0
 
-    def keep(self, report: pytest.TestReport, todo: bool) -> None:
-        self.failures.append((report, todo))
+    def keep(self, report: pytest.TestReport, exercise: str, todo: bool) -> None:
+        self.failures.append((report, exercise, todo))
 
     def hidden_reports(self, current: Exercise) -> set[int]:
         hidden, todo_shown = set(), False
-        for report, todo in self.failures:
-            if self.exercise_of(report) != current.qualname or (todo and todo_shown):
+        for report, exercise, todo in self.failures:
+            if exercise != current.qualname or (todo and todo_shown):
                 hidden.add(id(report))
-            todo_shown = todo_shown or (todo and self.exercise_of(report) == current.qualname)
+            elif todo:
+                todo_shown = True
         return hidden
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -61,8 +61,7 @@ class KataSession:
     def __init__(self, manifest: Manifest, source_root: Path, against_solutions: bool, show_all: bool = True):
         self.manifest = manifest
         self.show_all = show_all
-        self.focus = LaterExercisesHidden(lambda report: report_property(report, EXERCISE_PROPERTY))
-        self.focus.current = lambda: self.progress.next_exercise(self.manifest)
+        self.focus = LaterExercisesHidden(lambda: self.progress.next_exercise(self.manifest))
         self.source_root = source_root
         self.against_solutions = against_solutions
         self.finder = KataModuleFinder.for_manifest(manifest, source_root)
@@ -126,7 +125,7 @@ class KataSession:
         if recorded is not None:
             self.progress.record(report.nodeid, *recorded)
             if recorded[1] in ("failed", "todo") and not self.show_all:
-                self.focus.keep(report, todo=recorded[1] == "todo")
+                self.focus.keep(report, recorded[0], todo=recorded[1] == "todo")
 
     def pytest_sessionfinish(self) -> None:
         if self.source_root.resolve() == self.katas_dir.resolve():  # the learner's own stubs
